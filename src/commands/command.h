@@ -1,0 +1,191 @@
+// Commands: metadata as data, handlers by family.
+//
+// A command's Spec says its arity, key positions and flags; the dispatcher
+// (server/) reads the flags: kWrite sends a command to the writer thread and
+// into the write-ahead log, everything else runs on the client's io thread
+// against LevelDB directly. Families register their commands from one place:
+// RegisterAllCommands() in registry.cc.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "resp/reply.h"
+#include "storage/view.h"
+
+namespace levee {
+class Config;
+namespace storage {
+class Engine;
+class WriteGroup;
+}  // namespace storage
+namespace wal {
+class Log;
+}
+}  // namespace levee
+
+namespace levee::commands {
+
+enum Flag : uint32_t {
+  kWrite = 1 << 0,     // mutates data: runs on the writer, is logged
+  kReadOnly = 1 << 1,  // reads data
+  kAdmin = 1 << 2,
+  kFast = 1 << 3,
+  kNoAuth = 1 << 4,    // allowed before AUTH
+  kNoQueue = 1 << 5,   // runs at once even inside MULTI (MULTI, EXEC, DISCARD, WATCH...)
+  kConnection = 1 << 6,  // changes connection state
+  kOnWriter = 1 << 7,    // runs on the writer thread though it writes nothing itself (EXEC, WATCH)
+};
+
+struct CommandContext;
+using Handler = std::function<void(CommandContext& ctx, std::vector<std::string>& args)>;
+
+struct Spec {
+  std::string name;  // lowercase
+  int arity = 0;     // >0: exactly; <0: at least -arity (command name included)
+  uint32_t flags = 0;
+  int first_key = 0, last_key = 0, key_step = 0;
+  std::string group;    // for COMMAND DOCS: "string", "generic", "server", ...
+  std::string summary;
+  Handler handler;
+  bool ArityOk(size_t argc) const {
+    return arity > 0 ? argc == static_cast<size_t>(arity) : argc >= static_cast<size_t>(-arity);
+  }
+};
+
+class CommandTable {
+ public:
+  void Add(Spec spec);
+  // Case-insensitive; nullptr when unknown.
+  const Spec* Find(std::string_view name) const;
+  const std::map<std::string, Spec>& all() const { return specs_; }
+
+ private:
+  std::map<std::string, Spec> specs_;
+};
+
+// Per-connection state. The owning io thread changes it; other threads (CLIENT
+// LIST, the writer during EXEC) read it under mu or through atomics. While a
+// connection waits for the writer, the writer may change it: the hand-off
+// through the writer's queue orders the accesses.
+struct ClientState {
+  uint64_t id = 0;
+  std::string addr, laddr;
+  int64_t created_ms = 0;
+  std::atomic<int64_t> last_active_ms{0};
+  std::atomic<int> protocol{2};
+  std::atomic<bool> authenticated{false};
+  std::atomic<bool> close_after_reply{false};
+  std::atomic<size_t> qbuf{0}, omem{0};
+  std::atomic<uint64_t> commands{0};
+
+  mutable std::mutex mu;
+  std::string name;     // guarded by mu
+  std::string last_cmd; // guarded by mu
+
+  // MULTI state (io thread, or the writer while it runs EXEC).
+  bool in_multi = false;
+  bool multi_error = false;  // a command failed to queue: EXEC aborts
+  std::vector<std::vector<std::string>> queued;
+  std::set<std::string> watched;
+  std::atomic<bool> watch_dirty{false};
+
+  // Closes the connection from any thread (set by the io layer).
+  std::function<void()> kill;
+};
+
+// Open connections, for CLIENT LIST/KILL and WATCH.
+class ClientRegistry {
+ public:
+  void Add(const std::shared_ptr<ClientState>& c);
+  void Remove(uint64_t id);
+  std::vector<std::shared_ptr<ClientState>> Snapshot() const;
+  size_t size() const;
+
+  // WATCH bookkeeping: a write to a watched key makes its watchers' EXEC fail.
+  void Watch(const std::shared_ptr<ClientState>& c, const std::string& key);
+  void UnwatchAll(ClientState* c);
+  void TouchKey(std::string_view key);
+  void TouchAll();
+  bool any_watched() const { return watched_count_.load(std::memory_order_acquire) > 0; }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<uint64_t, std::shared_ptr<ClientState>> clients_;
+  std::map<std::string, std::vector<std::weak_ptr<ClientState>>, std::less<>> watches_;
+  std::atomic<size_t> watched_count_{0};
+};
+
+// Server statistics and services the commands use; implemented by server/.
+class Services {
+ public:
+  virtual ~Services() = default;
+  virtual Config& config() = 0;
+  virtual storage::Engine& engine() = 0;
+  virtual wal::Log& log() = 0;
+  virtual ClientRegistry& clients() = 0;
+  virtual const CommandTable& table() = 0;
+  // INFO text for the named sections ("default", "all", or a list).
+  virtual std::string Info(const std::vector<std::string>& sections) = 0;
+  virtual void ResetStats() = 0;
+  // SCAN cursors: the key a cursor resumes at.
+  virtual uint64_t SaveCursor(std::string next_key) = 0;
+  virtual bool LoadCursor(uint64_t cursor, std::string* next_key) = 0;
+  // Whether a password is configured, and checking one.
+  virtual bool RequiresPassword() = 0;
+  virtual bool CheckPassword(std::string_view password) = 0;
+  virtual std::atomic<uint64_t>& expired_keys() = 0;
+};
+
+struct CommandContext {
+  const std::shared_ptr<ClientState>& client;
+  Services& services;
+  storage::DataView& view;
+  storage::WriteGroup* group;  // non-null on the writer thread
+  resp::ReplyBuilder& reply;
+  int64_t now_ms;
+
+  // Looks a key up, treating expired values as absent. On a storage error
+  // it replies the error and returns false.
+  bool Lookup(std::string_view key, storage::StoredValue* v, bool* found);
+  // Replies an error for a failed storage operation.
+  void ReplyStatus(const Status& st);
+  // The writer's group; replies an error and returns nullptr off the writer
+  // (a write command dispatched wrongly: a bug, not a client mistake).
+  storage::WriteGroup* Writer();
+};
+
+// Error strings users and client libraries match on.
+inline constexpr std::string_view kErrSyntax = "ERR syntax error";
+inline constexpr std::string_view kErrNotInteger = "ERR value is not an integer or out of range";
+inline constexpr std::string_view kErrNotFloat = "ERR value is not a valid float";
+inline constexpr std::string_view kErrWrongType =
+    "WRONGTYPE Operation against a key holding the wrong kind of value";
+inline constexpr std::string_view kErrNoAuth = "NOAUTH Authentication required.";
+std::string WrongArgsError(std::string_view cmd);
+
+// Parsing helpers with Redis' strictness.
+bool ParseInt64(std::string_view s, int64_t* v);
+bool ParseDouble(std::string_view s, double* v);
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+std::string ToLower(std::string_view s);
+// Redis glob: * ? [abc] [^a-z] and \ escapes.
+bool GlobMatch(std::string_view pattern, std::string_view s, bool nocase = false);
+
+// Registration, one function per family (each in its own file).
+void RegisterStringFamily(CommandTable* t);
+void RegisterKeyFamily(CommandTable* t);
+void RegisterServerFamily(CommandTable* t);
+void RegisterTransactionFamily(CommandTable* t);
+void RegisterAllCommands(CommandTable* t);
+
+}  // namespace levee::commands

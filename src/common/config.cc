@@ -1,0 +1,243 @@
+#include "common/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cstring>
+
+namespace levee {
+namespace {
+
+using T = Config::Type;
+
+std::vector<Config::Entry> MakeTable() {
+  constexpr int64_t kMB = 1 << 20;
+  return {
+      {"port", T::kInt, "6379", 0, 65535, {}, false, "TCP port for the Redis protocol (0: pick a free one)"},
+      {"bind", T::kString, "127.0.0.1", 0, 0, {}, false, "address to listen on (0.0.0.0 for all)"},
+      {"http-port", T::kInt, "9379", 0, 65535, {}, false, "TCP port for /healthz and /readyz (0: pick a free one)"},
+      {"data-dir", T::kString, "./levee-data", 0, 0, {}, false, "directory for the database and the write-ahead log"},
+      {"fsync", T::kEnum, "everysec", 0, 0, {"always", "everysec", "no"}, true,
+       "when the write-ahead log is fsynced: before every reply (always), once a second, or by the OS"},
+      {"requirepass-file", T::kString, "", 0, 0, {}, false,
+       "file whose first line is the password clients must AUTH with (empty: no password)"},
+      {"io-threads", T::kInt, "0", 0, 256, {}, false, "network threads (0: one per core)"},
+      {"maxclients", T::kInt, "10000", 1, 1000000, {}, true, "most client connections at once"},
+      {"block-cache-mb", T::kInt, "128", 1, 1 << 20, {}, false, "LevelDB block cache size in MiB"},
+      {"write-buffer-mb", T::kInt, "64", 1, 4096, {}, false, "LevelDB memtable size in MiB"},
+      {"log-format", T::kEnum, "json", 0, 0, {"json", "text"}, false,
+       "json: one Cloud Logging object per line; text: for people at a terminal"},
+      {"log-level", T::kEnum, "info", 0, 0, {"debug", "info", "warning", "error"}, true, "least severe level logged"},
+      {"proto-max-bulk-len", T::kBytes, std::to_string(512 * kMB), 1024, INT64_C(1) << 32, {}, true,
+       "largest bulk string a client may send"},
+      {"client-query-buffer-limit", T::kBytes, std::to_string(1024 * kMB), 1024 * 1024, INT64_C(1) << 34, {}, true,
+       "most unprocessed input held for one client; past it the client is disconnected"},
+      {"client-output-buffer-limit", T::kBytes, std::to_string(256 * kMB), 16 * 1024, INT64_C(1) << 34, {}, true,
+       "most unsent output held for one client (one that stops reading); past it the client is disconnected"},
+      {"wal-segment-mb", T::kInt, "64", 1, 4096, {}, false, "size at which a new write-ahead log segment is started"},
+      {"wal-keep-segments", T::kInt, "4", 1, 1000000, {}, true,
+       "closed log segments kept after LevelDB has made them redundant (for replicas and archiving)"},
+      {"min-free-disk-mb", T::kInt, "64", 0, 1 << 20, {}, true,
+       "writes are refused while the data directory's file system has less free space than this"},
+      {"expire-keys-per-cycle", T::kInt, "500", 1, 1000000, {}, true,
+       "most expired keys the background expirer deletes per 100 ms cycle"},
+      {"max-write-group", T::kInt, "4096", 1, 1000000, {}, true, "most commands committed in one group"},
+  };
+}
+
+std::string Lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); j++) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); i++) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); j++) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string UnknownKeyMessage(const std::string& name, const std::string& source) {
+  std::string best;
+  size_t best_d = 4;
+  for (const auto& e : Config::Entries()) {
+    size_t d = EditDistance(name, e.name);
+    if (d < best_d) {
+      best_d = d;
+      best = e.name;
+    }
+  }
+  std::string msg = "unknown setting '" + name + "' in " + source;
+  if (!best.empty()) return msg + "; did you mean '" + best + "'?";
+  return msg + "; see levee.yaml for the list of settings";
+}
+
+}  // namespace
+
+bool ParseBytes(const std::string& in, int64_t* out) {
+  std::string s = Lower(in);
+  size_t i = 0;
+  if (i < s.size() && s[i] == '-') return false;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) i++;
+  if (i == 0) return false;
+  int64_t n;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + i, n);
+  if (ec != std::errc()) return false;
+  std::string unit = s.substr(i);
+  int64_t mul;
+  if (unit.empty() || unit == "b") mul = 1;
+  else if (unit == "k") mul = 1000;
+  else if (unit == "kb") mul = 1024;
+  else if (unit == "m") mul = 1000 * 1000;
+  else if (unit == "mb") mul = 1024 * 1024;
+  else if (unit == "g") mul = 1000 * 1000 * 1000;
+  else if (unit == "gb") mul = INT64_C(1024) * 1024 * 1024;
+  else return false;
+  if (n > INT64_MAX / mul) return false;
+  *out = n * mul;
+  return true;
+}
+
+const std::vector<Config::Entry>& Config::Entries() {
+  static const std::vector<Entry> table = MakeTable();
+  return table;
+}
+
+const Config::Entry* Config::Find(const std::string& name) {
+  for (const auto& e : Entries()) {
+    if (e.name == name) return &e;
+  }
+  return nullptr;
+}
+
+Config::Config() {
+  for (const auto& e : Entries()) values_[e.name] = e.default_value;
+}
+
+Status Config::Set(const std::string& name_in, const std::string& value, const std::string& source) {
+  std::string name = Lower(name_in);
+  const Entry* e = Find(name);
+  if (e == nullptr) return Status::InvalidArgument(UnknownKeyMessage(name_in, source));
+  if (source == "CONFIG SET" && !e->mutable_at_runtime) {
+    return Status::InvalidArgument("'" + name + "' can't be changed at run time; set it in levee.yaml, "
+                                   "the environment or a flag and restart");
+  }
+  std::string v = value;
+  auto bad = [&](const std::string& expected) {
+    return Status::InvalidArgument("invalid value '" + value + "' for '" + name + "' (from " + source +
+                                   "): expected " + expected);
+  };
+  switch (e->type) {
+    case Type::kInt: {
+      int64_t n;
+      auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (v.empty() || ec != std::errc() || p != v.data() + v.size() || n < e->min || n > e->max) {
+        return bad("an integer from " + std::to_string(e->min) + " to " + std::to_string(e->max));
+      }
+      break;
+    }
+    case Type::kBytes: {
+      int64_t n;
+      if (!ParseBytes(v, &n) || n < e->min || n > e->max) {
+        return bad("a size from " + std::to_string(e->min) + " to " + std::to_string(e->max) +
+                   " bytes (units k, kb, m, mb, g, gb allowed)");
+      }
+      v = std::to_string(n);
+      break;
+    }
+    case Type::kEnum: {
+      v = Lower(v);
+      if (std::find(e->allowed.begin(), e->allowed.end(), v) == e->allowed.end()) {
+        std::string list;
+        for (const auto& a : e->allowed) list += (list.empty() ? "" : ", ") + a;
+        return bad("one of " + list);
+      }
+      break;
+    }
+    case Type::kBool: {
+      v = Lower(v);
+      if (v == "yes" || v == "true" || v == "1") v = "yes";
+      else if (v == "no" || v == "false" || v == "0") v = "no";
+      else return bad("yes or no");
+      break;
+    }
+    case Type::kString:
+      break;
+  }
+  std::vector<std::function<void(const std::string&)>> watchers;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    values_[name] = v;
+    auto it = watchers_.find(name);
+    if (it != watchers_.end()) watchers = it->second;
+  }
+  for (auto& w : watchers) w(v);
+  return Status::OK();
+}
+
+Status Config::LoadYamlFile(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return Status::InvalidArgument("cannot read config file " + path + ": " + std::strerror(errno));
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument("config file " + path + " is not valid YAML: " + e.what());
+  }
+  if (root.IsNull()) return Status::OK();  // empty file or only comments
+  if (!root.IsMap()) {
+    return Status::InvalidArgument("config file " + path + " must be a mapping of setting: value");
+  }
+  for (const auto& kv : root) {
+    std::string key = kv.first.as<std::string>();
+    if (!kv.second.IsScalar()) {
+      return Status::InvalidArgument("setting '" + key + "' in " + path + " must be a single value, not a " +
+                                     (kv.second.IsSequence() ? "list" : "mapping"));
+    }
+    LEVEE_RETURN_IF_ERROR(Set(key, kv.second.as<std::string>(), path));
+  }
+  return Status::OK();
+}
+
+Status Config::LoadEnvironment(char** envp) {
+  for (char** p = envp; p && *p; p++) {
+    std::string kv = *p;
+    if (kv.rfind("LEVEE_", 0) != 0) continue;
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos) continue;
+    std::string name = Lower(kv.substr(6, eq - 6));
+    std::replace(name.begin(), name.end(), '_', '-');
+    LEVEE_RETURN_IF_ERROR(Set(name, kv.substr(eq + 1), "environment variable " + kv.substr(0, eq)));
+  }
+  return Status::OK();
+}
+
+std::string Config::GetString(const std::string& name) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = values_.find(name);
+  return it == values_.end() ? "" : it->second;
+}
+
+int64_t Config::GetInt(const std::string& name) const {
+  std::string v = GetString(name);
+  int64_t n = 0;
+  std::from_chars(v.data(), v.data() + v.size(), n);
+  return n;
+}
+
+bool Config::GetBool(const std::string& name) const { return GetString(name) == "yes"; }
+
+void Config::OnChange(const std::string& name, std::function<void(const std::string&)> fn) {
+  std::lock_guard<std::mutex> l(mu_);
+  watchers_[name].push_back(std::move(fn));
+}
+
+}  // namespace levee

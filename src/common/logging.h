@@ -1,0 +1,37 @@
+// Structured logging to stdout.
+//
+// json format: one object per line with the fields Cloud Logging reads
+// (severity, message, time as RFC 3339 UTC with microseconds) plus the
+// caller's structured fields; text format: "time SEVERITY [component] message k=v".
+// Never pass passwords, key material or value bytes in a message or field.
+//
+// Thread-safe: a line is written whole under a lock.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace levee::logging {
+
+enum class Severity { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kCritical = 4 };
+
+void SetFormat(bool json);
+void SetLevel(Severity s);
+// "debug" | "info" | "warning" | "error"; unknown names leave it unchanged.
+void SetLevelByName(const std::string& name);
+bool Enabled(Severity s);
+
+void Log(Severity s, const std::string& component, const std::string& message,
+         const nlohmann::json& fields = nlohmann::json::object());
+
+inline void Info(const std::string& c, const std::string& m, const nlohmann::json& f = nlohmann::json::object()) {
+  Log(Severity::kInfo, c, m, f);
+}
+inline void Warn(const std::string& c, const std::string& m, const nlohmann::json& f = nlohmann::json::object()) {
+  Log(Severity::kWarning, c, m, f);
+}
+inline void Error(const std::string& c, const std::string& m, const nlohmann::json& f = nlohmann::json::object()) {
+  Log(Severity::kError, c, m, f);
+}
+
+}  // namespace levee::logging

@@ -1,0 +1,279 @@
+#include "server/connection.h"
+
+#include <chrono>
+
+#include "common/logging.h"
+#include "server/server.h"
+
+namespace levee::server {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr size_t kMaxReadChunk = 1 << 20;
+
+std::string Endpoint(const asio::ip::tcp::endpoint& e) {
+  std::string a = e.address().to_string();
+  if (e.address().is_v6()) a = "[" + a + "]";
+  return a + ":" + std::to_string(e.port());
+}
+
+}  // namespace
+
+Connection::Connection(Server* server, asio::ip::tcp::socket socket)
+    : server_(server), socket_(std::move(socket)), parser_(server->limits()) {
+  state_ = std::make_shared<commands::ClientState>();
+  state_->id = server_->NextClientId();
+  asio::error_code ec;
+  auto remote = socket_.remote_endpoint(ec);
+  if (!ec) state_->addr = Endpoint(remote);
+  auto local = socket_.local_endpoint(ec);
+  if (!ec) state_->laddr = Endpoint(local);
+  state_->created_ms = NowMs();
+  state_->last_active_ms = state_->created_ms;
+  state_->authenticated = !server_->RequiresPassword();
+  parser_.set_authenticated(state_->authenticated);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+}
+
+Connection::~Connection() { server_->ClientClosed(); }
+
+void Connection::Start() {
+  std::weak_ptr<Connection> weak = shared_from_this();
+  auto executor = socket_.get_executor();
+  state_->kill = [weak, executor] {
+    asio::post(executor, [weak] {
+      if (auto self = weak.lock()) self->Close("killed by CLIENT KILL");
+    });
+  };
+  server_->clients().Add(state_);
+  DoRead();
+}
+
+void Connection::DoRead() {
+  if (closed_ || reading_) return;
+  // Compact what has been parsed, then read into the tail.
+  if (in_pos_ > 0 && (in_pos_ == in_.size() || in_pos_ > in_.size() / 2)) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
+  }
+  size_t chunk = std::min(std::max(kReadChunk, parser_.bulk_bytes_wanted()), kMaxReadChunk);
+  size_t old = in_.size();
+  in_.resize(old + chunk);
+  reading_ = true;
+  auto self = shared_from_this();
+  socket_.async_read_some(asio::buffer(in_.data() + old, chunk), [this, self, old](const asio::error_code& ec, size_t n) {
+    in_.resize(old + n);
+    OnRead(ec, n);
+  });
+}
+
+void Connection::OnRead(const asio::error_code& ec, size_t n) {
+  reading_ = false;
+  if (closed_) return;
+  if (ec) {
+    Close(ec == asio::error::eof ? "" : ec.message());
+    return;
+  }
+  server_->stats().net_input_bytes += n;
+  state_->last_active_ms = NowMs();
+  Process();
+  size_t qbuf = in_.size() - in_pos_ + parser_.buffered_bytes();
+  state_->qbuf = qbuf;
+  if (closed_) return;
+  if (qbuf > server_->query_buffer_limit()) {
+    server_->stats().query_limit_disconnects++;
+    logging::Warn("net", "closing client: query buffer limit reached (client-query-buffer-limit)",
+                  {{"client", state_->addr}, {"qbuf", qbuf}});
+    Close("query buffer limit");
+    return;
+  }
+  if (!protocol_error_) DoRead();
+}
+
+void Connection::Process() {
+  while (!closed_ && !waiting_ && !protocol_error_ && !state_->close_after_reply) {
+    if (has_held_) {
+      has_held_ = false;
+      std::vector<std::string> args = std::move(held_);
+      if (!Dispatch(args)) break;
+      continue;
+    }
+    size_t consumed = 0;
+    auto r = parser_.Parse(std::string_view(in_).substr(in_pos_), &consumed);
+    in_pos_ += consumed;
+    if (r == resp::RequestParser::Result::kNeedMore) break;
+    if (r == resp::RequestParser::Result::kError) {
+      SubmitPending();  // writes parsed before the error still run, in order
+      server_->stats().protocol_errors++;
+      protocol_error_ = true;
+      held_ = {};
+      // Replied after the pending job (if any) completes, to keep order.
+      if (!waiting_) {
+        AppendOutput("-ERR Protocol error: " + parser_.error() + "\r\n");
+        state_->close_after_reply = true;
+      }
+      logging::Info("net", "protocol error; closing client", {{"client", state_->addr}, {"error", parser_.error()}});
+      break;
+    }
+    auto& args = parser_.args();
+    if (args.empty()) continue;
+    if (!Dispatch(args)) break;
+  }
+  if (!waiting_) SubmitPending();
+  Flush();
+}
+
+bool Connection::RoutesToWriter(const std::vector<std::string>& args) const {
+  const commands::Spec* spec = server_->table().Find(args[0]);
+  if (spec == nullptr || !(spec->flags & (commands::kWrite | commands::kOnWriter))) return false;
+  if (!spec->ArityOk(args.size())) return false;
+  if (!state_->authenticated && !(spec->flags & commands::kNoAuth)) return false;
+  if (state_->in_multi && !(spec->flags & commands::kNoQueue)) return false;
+  return true;
+}
+
+bool Connection::Dispatch(std::vector<std::string>& args) {
+  state_->commands++;
+  server_->stats().commands_processed++;
+  if (RoutesToWriter(args)) {
+    if (!pending_) {
+      pending_ = std::make_unique<WriteJob>();
+      pending_->client = state_;
+    }
+    pending_->commands.push_back(std::move(args));
+    // EXEC and WATCH change what the next command may do: send them alone.
+    const commands::Spec* spec = server_->table().Find(pending_->commands.back()[0]);
+    if (spec->flags & commands::kOnWriter) {
+      SubmitPending();
+      return false;
+    }
+    return true;
+  }
+  if (pending_) {
+    // Replies must stay in order and reads must see earlier writes.
+    held_ = std::move(args);
+    has_held_ = true;
+    SubmitPending();
+    return false;
+  }
+  RunInline(args);
+  return !waiting_;
+}
+
+void Connection::RunInline(std::vector<std::string>& args) {
+  const commands::Spec* spec = server_->table().Find(args[0]);
+  resp::ReplyBuilder rb(&out_, state_->protocol);
+  {
+    std::lock_guard<std::mutex> l(state_->mu);
+    state_->last_cmd = spec ? spec->name : "unknown";
+  }
+  if (spec == nullptr) {
+    std::string msg = "ERR unknown command '" + args[0].substr(0, 128) + "', with args beginning with: ";
+    for (size_t i = 1; i < args.size() && i < 8; i++) msg += "'" + args[i].substr(0, 128) + "' ";
+    if (state_->in_multi) state_->multi_error = true;
+    rb.Error(msg);
+  } else if (!state_->authenticated && !(spec->flags & commands::kNoAuth)) {
+    rb.Error(commands::kErrNoAuth);
+  } else if (!spec->ArityOk(args.size())) {
+    if (state_->in_multi) state_->multi_error = true;
+    rb.Error(commands::WrongArgsError(args[0]));
+  } else if (state_->in_multi && !(spec->flags & commands::kNoQueue)) {
+    state_->queued.push_back(std::move(args));
+    rb.SimpleString("QUEUED");
+  } else {
+    commands::CommandContext ctx{state_, *server_, server_->read_view(), nullptr, rb, NowMs()};
+    spec->handler(ctx, args);
+    if (state_->authenticated) parser_.set_authenticated(true);
+  }
+}
+
+void Connection::SubmitPending() {
+  if (!pending_) return;
+  auto job = std::move(pending_);
+  waiting_ = true;
+  std::weak_ptr<Connection> weak = shared_from_this();
+  auto executor = socket_.get_executor();
+  {
+    std::lock_guard<std::mutex> l(state_->mu);
+    state_->last_cmd = commands::ToLower(job->commands.back()[0]);
+  }
+  job->done = [weak, executor](std::unique_ptr<WriteJob> j) {
+    std::shared_ptr<WriteJob> sj(j.release());  // asio handlers must be copyable
+    asio::post(executor, [weak, sj] {
+      if (auto self = weak.lock()) self->OnJobDone(*sj);
+    });
+  };
+  server_->writer().Submit(std::move(job));
+}
+
+void Connection::OnJobDone(WriteJob& job) {
+  waiting_ = false;
+  if (closed_) return;
+  AppendOutput(job.reply);
+  if (protocol_error_) {
+    AppendOutput("-ERR Protocol error: " + parser_.error() + "\r\n");
+    state_->close_after_reply = true;
+    Flush();
+    return;
+  }
+  Process();
+  if (!closed_ && !reading_ && !protocol_error_) DoRead();
+}
+
+void Connection::AppendOutput(std::string_view s) { out_.append(s); }
+
+void Connection::Flush() {
+  if (closed_) return;
+  size_t pending = out_.size() + sending_.size();
+  state_->omem = pending;
+  if (pending > server_->output_buffer_limit()) {
+    server_->stats().output_limit_disconnects++;
+    logging::Warn("net", "closing client: output buffer limit reached (client-output-buffer-limit)",
+                  {{"client", state_->addr}, {"omem", pending}});
+    Close("output buffer limit");
+    return;
+  }
+  if (writing_) return;
+  if (out_.empty()) {
+    if (state_->close_after_reply) Close("");
+    return;
+  }
+  sending_.swap(out_);
+  out_.clear();
+  writing_ = true;
+  auto self = shared_from_this();
+  asio::async_write(socket_, asio::buffer(sending_),
+                    [this, self](const asio::error_code& ec, size_t n) { OnWritten(ec, n); });
+}
+
+void Connection::OnWritten(const asio::error_code& ec, size_t n) {
+  writing_ = false;
+  if (closed_) return;
+  if (ec) {
+    Close(ec.message());
+    return;
+  }
+  server_->stats().net_output_bytes += n;
+  sending_.clear();
+  if (sending_.capacity() > (1 << 20)) std::string().swap(sending_);
+  state_->omem = out_.size();
+  Flush();
+}
+
+void Connection::Close(const std::string& why) {
+  if (closed_) return;
+  closed_ = true;
+  (void)why;
+  asio::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  server_->clients().UnwatchAll(state_.get());
+  server_->clients().Remove(state_->id);
+}
+
+}  // namespace levee::server

@@ -1,0 +1,74 @@
+// Connection: one client socket on one io thread.
+//
+// Reads into a buffer, parses every complete command, runs reads at once
+// and gathers consecutive writes into one WriteJob for the writer. While a
+// job is out, the connection parses no further (a later command must see
+// the earlier writes, and replies must stay in order); the writer's
+// completion appends the job's replies and resumes. Replies produced in one
+// pass are sent with one write.
+//
+// Limits: the query buffer (unparsed input + parsed arguments) and the output
+// buffer (unsent replies) each have a bound; a client past one is closed.
+// A protocol error is answered with "-ERR Protocol error: ..." and closes.
+//
+// Threads: everything runs on the owning io_context, except Kill(), which
+// posts there.
+#pragma once
+
+#include <asio.hpp>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands/command.h"
+#include "resp/parser.h"
+
+namespace levee::server {
+
+class Server;
+struct WriteJob;
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(Server* server, asio::ip::tcp::socket socket);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void Start();
+  asio::any_io_executor executor() { return socket_.get_executor(); }
+
+ private:
+  void DoRead();
+  void OnRead(const asio::error_code& ec, size_t n);
+  void Process();
+  // Handles one parsed command; false when processing must pause.
+  bool Dispatch(std::vector<std::string>& args);
+  bool RoutesToWriter(const std::vector<std::string>& args) const;
+  void RunInline(std::vector<std::string>& args);
+  void SubmitPending();
+  void OnJobDone(WriteJob& job);
+  void AppendOutput(std::string_view s);
+  void Flush();
+  void OnWritten(const asio::error_code& ec, size_t n);
+  void Close(const std::string& why);
+
+  Server* server_;
+  asio::ip::tcp::socket socket_;
+  std::shared_ptr<commands::ClientState> state_;
+  resp::RequestParser parser_;
+  std::string in_;         // received bytes; in_[in_pos_..] not yet parsed
+  size_t in_pos_ = 0;
+  std::string out_;        // replies not yet handed to the socket
+  std::string sending_;    // replies being written
+  bool writing_ = false;
+  bool reading_ = false;
+  bool closed_ = false;
+  bool waiting_ = false;   // a WriteJob is out
+  bool protocol_error_ = false;
+  std::unique_ptr<WriteJob> pending_;            // writes gathered, not yet submitted
+  std::vector<std::string> held_;                // a command parsed while a job was out
+  bool has_held_ = false;
+};
+
+}  // namespace levee::server

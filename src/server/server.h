@@ -1,0 +1,142 @@
+// Server: wiring. Opens the engine and the log, recovers, starts the writer,
+// the io threads and the listeners, and serves commands::Services (INFO,
+// CONFIG, clients, cursors) to the command families.
+//
+// Threads: Start/Stop from the main thread; Services methods from io threads
+// and the writer (each says how it is guarded).
+#pragma once
+
+#include <asio.hpp>
+#include <atomic>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "commands/command.h"
+#include "common/config.h"
+#include "common/status.h"
+#include "resp/parser.h"
+#include "server/writer.h"
+#include "storage/engine.h"
+#include "storage/view.h"
+#include "wal/log.h"
+
+namespace levee::server {
+
+class Connection;
+class HttpServer;
+
+struct ServerStats {
+  std::atomic<uint64_t> connections_received{0};
+  std::atomic<uint64_t> rejected_connections{0};
+  std::atomic<uint64_t> commands_processed{0};
+  std::atomic<uint64_t> net_input_bytes{0};
+  std::atomic<uint64_t> net_output_bytes{0};
+  std::atomic<uint64_t> keyspace_hits{0};
+  std::atomic<uint64_t> keyspace_misses{0};
+  std::atomic<uint64_t> expired_keys{0};
+  std::atomic<uint64_t> protocol_errors{0};
+  std::atomic<uint64_t> output_limit_disconnects{0};
+  std::atomic<uint64_t> query_limit_disconnects{0};
+};
+
+class Server final : public commands::Services {
+ public:
+  // config must outlive the server.
+  explicit Server(Config* config);
+  ~Server() override;
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Opens data, replays the log, binds the listeners. Errors name the cause.
+  Status Start();
+  // Runs until Shutdown() (from a signal handler thread or a test).
+  void Wait();
+  void Shutdown();
+
+  uint16_t port() const { return port_; }
+  // The YAML file the settings came from, for INFO (empty: none).
+  void set_config_file(std::string path) { config_file_ = std::move(path); }
+  uint16_t http_port() const;
+  bool ready() const { return ready_.load(); }
+
+  // commands::Services
+  Config& config() override { return *config_; }
+  storage::Engine& engine() override { return *engine_; }
+  wal::Log& log() override { return *log_; }
+  commands::ClientRegistry& clients() override { return clients_; }
+  const commands::CommandTable& table() override { return table_; }
+  std::string Info(const std::vector<std::string>& sections) override;
+  void ResetStats() override;
+  uint64_t SaveCursor(std::string next_key) override;
+  bool LoadCursor(uint64_t cursor, std::string* next_key) override;
+  bool RequiresPassword() override { return !password_.empty(); }
+  bool CheckPassword(std::string_view password) override;
+  std::atomic<uint64_t>& expired_keys() override { return stats_.expired_keys; }
+
+  // For connections.
+  Writer& writer() { return *writer_; }
+  storage::DataView& read_view() { return *read_view_; }
+  ServerStats& stats() { return stats_; }
+  const resp::Limits& limits() const { return limits_; }
+  size_t query_buffer_limit() const { return query_limit_.load(); }
+  size_t output_buffer_limit() const { return output_limit_.load(); }
+  uint64_t NextClientId() { return ++last_client_id_; }
+  // Admission: false when maxclients is reached.
+  bool AdmitClient();
+  void ClientClosed() { connected_--; }
+  size_t connected_clients() const { return connected_.load(); }
+  // Liveness: io threads bump these from a timer.
+  std::string Health() const;
+
+ private:
+  void Accept();
+  std::string InfoSection(const std::string& name);
+  void WireConfigCallbacks();
+
+  Config* config_;
+  commands::CommandTable table_;
+  commands::ClientRegistry clients_;
+  std::unique_ptr<storage::Engine> engine_;
+  std::unique_ptr<wal::Log> log_;
+  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<storage::DataView> read_view_;
+  std::string password_;
+  resp::Limits limits_;
+  std::atomic<size_t> query_limit_{0}, output_limit_{0};
+  std::atomic<size_t> maxclients_{0};
+  std::atomic<size_t> connected_{0};
+  std::atomic<uint64_t> last_client_id_{0};
+  std::atomic<bool> ready_{false};
+  std::string run_id_;
+  int64_t start_ms_ = 0;
+  std::string data_dir_;
+  std::string config_file_;
+  uint16_t port_ = 0;
+
+  // io threads: one io_context each; connections stay on one.
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<std::thread> threads_;
+  std::vector<std::unique_ptr<std::atomic<int64_t>>> heartbeats_;
+  std::vector<std::unique_ptr<asio::steady_timer>> heartbeat_timers_;
+  std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
+  size_t next_context_ = 0;
+  std::unique_ptr<HttpServer> http_;
+
+  std::mutex cursor_mu_;  // guards cursors_ and cursor_order_
+  std::unordered_map<uint64_t, std::string> cursors_;
+  std::list<uint64_t> cursor_order_;
+  uint64_t next_cursor_ = 0;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopped_ = false;
+  ServerStats stats_;
+};
+
+}  // namespace levee::server

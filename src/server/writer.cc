@@ -1,0 +1,373 @@
+#include "server/writer.h"
+
+#include <leveldb/db.h>
+#include <sys/statvfs.h>
+
+#include <chrono>
+
+#include "common/logging.h"
+#include "storage/engine.h"
+#include "storage/write_group.h"
+#include "wal/log.h"
+
+namespace levee::server {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Replay commits every this many records, bounding the batch's memory.
+constexpr int kReplayBatch = 1000;
+
+}  // namespace
+
+bool ParseFsyncPolicy(const std::string& s, FsyncPolicy* p) {
+  if (s == "always") *p = FsyncPolicy::kAlways;
+  else if (s == "everysec") *p = FsyncPolicy::kEverySec;
+  else if (s == "no") *p = FsyncPolicy::kNo;
+  else return false;
+  return true;
+}
+
+Writer::Writer(storage::Engine* engine, wal::Log* log, commands::Services* services, Options o)
+    : engine_(engine),
+      log_(log),
+      services_(services),
+      data_dir_(o.data_dir),
+      fsync_(o.fsync),
+      max_group_(o.max_group),
+      expire_per_cycle_(o.expire_keys_per_cycle),
+      keep_segments_(o.keep_segments),
+      min_free_disk_(o.min_free_disk_bytes) {}
+
+Writer::~Writer() { Stop(); }
+
+Status Writer::Recover(uint64_t* replayed) {
+  *replayed = 0;
+  uint64_t applied = engine_->applied_sequence();
+  uint64_t first = log_->first_sequence();
+  uint64_t last = log_->last_sequence();
+  if (last > applied && first > applied + 1) {
+    return Status::Corruption("the write-ahead log starts at sequence " + std::to_string(first) +
+                              " but LevelDB has applied only through " + std::to_string(applied) +
+                              ": records in between are missing; restore from a backup");
+  }
+  storage::WriteGroup group(engine_);
+  uint64_t expect = applied + 1;
+  int pending = 0;
+  Status inner;
+  Status st = log_->ReadFrom(applied, [&](wal::Record&& rec) {
+    if (rec.sequence != expect) {
+      inner = Status::Corruption("log record " + std::to_string(rec.sequence) + " found where " +
+                                 std::to_string(expect) + " was expected");
+      return false;
+    }
+    for (const auto& m : rec.mutations) {
+      inner = group.Apply(m);
+      if (!inner.ok()) return false;
+    }
+    expect++;
+    (*replayed)++;
+    if (++pending >= kReplayBatch) {
+      inner = group.Commit(rec.sequence, false);
+      pending = 0;
+      if (!inner.ok()) return false;
+    }
+    return true;
+  });
+  LEVEE_RETURN_IF_ERROR(st);
+  LEVEE_RETURN_IF_ERROR(inner);
+  if (pending > 0) LEVEE_RETURN_IF_ERROR(group.Commit(expect - 1, false));
+  applied = engine_->applied_sequence();
+  if (log_->last_sequence() < applied) {
+    // LevelDB is ahead of the log (its tail was lost with fsync no/everysec
+    // while LevelDB's survived): everything in the log is applied. Make that
+    // durable, then start a fresh log after `applied` so sequences stay gap-free.
+    storage::WriteGroup empty(engine_);
+    LEVEE_RETURN_IF_ERROR(empty.Commit(applied, /*sync=*/true));
+    LEVEE_RETURN_IF_ERROR(log_->TrimThrough(UINT64_MAX));
+    logging::Warn("wal", "the log ended before LevelDB's applied sequence; started a new log after it",
+                  {{"applied_sequence", applied}, {"log_last_sequence", log_->last_sequence()}});
+  }
+  next_sequence_ = std::max(applied, log_->last_sequence()) + 1;
+  return Status::OK();
+}
+
+void Writer::Start() {
+  last_expire_ms_ = last_trim_ms_ = NowMs();
+  stats_.last_group_ms = NowMs();
+  thread_ = std::thread([this] { Run(); });
+  syncer_ = std::thread([this] { RunSyncer(); });
+}
+
+void Writer::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  {
+    std::lock_guard<std::mutex> l(sync_mu_);
+    syncer_stop_ = true;
+  }
+  sync_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
+  if (log_->has_unsynced()) (void)log_->Sync();
+}
+
+void Writer::Submit(std::unique_ptr<WriteJob> job) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.push_back(std::move(job));
+  }
+  cv_.notify_one();
+}
+
+uint64_t Writer::queued() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return queue_.size();
+}
+
+std::string Writer::failure() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return failure_;
+}
+
+void Writer::SetFailure(const std::string& f) {
+  logging::Log(logging::Severity::kCritical, "writer", f);
+  std::lock_guard<std::mutex> l(mu_);
+  failure_ = f;
+}
+
+void Writer::Run() {
+  std::vector<std::unique_ptr<WriteJob>> jobs;
+  while (true) {
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_for(l, std::chrono::milliseconds(100), [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_ && queue_.empty()) break;
+      size_t n = std::min(queue_.size(), max_group_.load());
+      for (size_t i = 0; i < n; i++) {
+        jobs.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    ProcessGroup(jobs);
+    jobs.clear();
+    MaybeTrimLog();
+    stats_.last_group_ms = NowMs();
+  }
+}
+
+void Writer::RunSyncer() {
+  std::unique_lock<std::mutex> l(sync_mu_);
+  while (!syncer_stop_) {
+    sync_cv_.wait_for(l, std::chrono::seconds(1), [this] { return syncer_stop_; });
+    if (syncer_stop_) break;
+    if (fsync_.load() != FsyncPolicy::kEverySec || !log_->has_unsynced()) continue;
+    auto t0 = std::chrono::steady_clock::now();
+    Status st = log_->Sync();
+    if (!st.ok()) {
+      logging::Error("wal", "background fsync failed; will retry", {{"error", st.ToString()}});
+      continue;
+    }
+    stats_.fsyncs++;
+    stats_.fsync_micros_total += std::chrono::duration_cast<std::chrono::microseconds>(
+                                     std::chrono::steady_clock::now() - t0)
+                                     .count();
+  }
+}
+
+bool Writer::DiskHasRoom(std::string* why) {
+  uint64_t min = min_free_disk_.load();
+  if (min == 0) return true;
+  struct statvfs s;
+  if (::statvfs(data_dir_.c_str(), &s) != 0) return true;  // can't tell: let the write itself find out
+  uint64_t free_bytes = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
+  if (free_bytes >= min) return true;
+  *why = "disk full: " + std::to_string(free_bytes >> 20) + " MiB free in " + data_dir_ + ", below min-free-disk-mb (" +
+         std::to_string(min >> 20) + "); the write was not applied, free space and retry";
+  return false;
+}
+
+void Writer::FailJobs(std::vector<std::unique_ptr<WriteJob>>& jobs, const std::string& error) {
+  for (auto& job : jobs) {
+    job->reply.clear();
+    resp::ReplyBuilder rb(&job->reply, job->client->protocol);
+    for (size_t i = 0; i < job->commands.size(); i++) rb.Error("ERR " + error);
+    // A failed EXEC still ends the transaction.
+    if (job->client->in_multi) {
+      job->client->in_multi = false;
+      job->client->queued.clear();
+      services_->clients().UnwatchAll(job->client.get());
+    }
+    stats_.write_errors += job->commands.size();
+  }
+}
+
+void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
+  int64_t now = NowMs();
+  std::string failure = this->failure();
+  // Expiry first, as its own record and batch: the client group below then
+  // reads its result from LevelDB, and sequences stay in append order.
+  if (failure.empty() && (now - last_expire_ms_ >= 100 || jobs.empty())) {
+    ExpireCycle(now);
+    last_expire_ms_ = now;
+  }
+  if (jobs.empty()) return;
+
+  std::string framed;
+  const uint64_t first_seq = next_sequence_;
+  storage::WriteGroup group(engine_);
+  std::string disk_why;
+  if (!failure.empty()) {
+    FailJobs(jobs, failure);
+  } else if (!DiskHasRoom(&disk_why)) {
+    FailJobs(jobs, disk_why);
+  } else {
+    wal::Record rec;
+    for (auto& job : jobs) {
+      resp::ReplyBuilder rb(&job->reply, job->client->protocol);
+      for (auto& args : job->commands) {
+        const commands::Spec* spec = services_->table().Find(args[0]);
+        rec.mutations.clear();
+        group.set_recording(&rec.mutations);
+        commands::CommandContext ctx{job->client, *services_, group, &group, rb, now};
+        spec->handler(ctx, args);
+        group.set_recording(nullptr);
+        stats_.commands++;
+        if (rec.mutations.empty()) continue;
+        rec.sequence = next_sequence_++;
+        rec.time_ms = now;
+        wal::AppendFramed(rec, &framed);
+        stats_.records++;
+        // WATCH runs on this thread too, so registrations and these touches
+        // are ordered: a watcher sees every write after its WATCH.
+        if (services_->clients().any_watched()) {
+          for (const auto& m : rec.mutations) {
+            if (m.kind == wal::Mutation::Kind::kFlushAll) services_->clients().TouchAll();
+            else services_->clients().TouchKey(m.key);
+          }
+        }
+      }
+    }
+  }
+
+  if (!framed.empty()) {
+    const uint64_t last_seq = next_sequence_ - 1;
+    Status st = log_->Append(framed, first_seq, last_seq);
+    if (st.ok() && fsync_.load() == FsyncPolicy::kAlways) {
+      auto t0 = std::chrono::steady_clock::now();
+      st = log_->Sync();
+      stats_.fsyncs++;
+      stats_.fsync_micros_total +=
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+      if (!st.ok()) {
+        SetFailure("fsync of the write-ahead log failed (" + st.message() +
+                   "); writes are refused until levee restarts. Writes answered with this error may or may not "
+                   "have been applied");
+      }
+    }
+    if (!st.ok()) {
+      group.Reset();
+      next_sequence_ = first_seq;
+      std::string msg;
+      if (st.IsNoSpace()) {
+        msg = "disk full: " + st.message() + "; the write was not applied, free space and retry";
+      } else {
+        logging::Error("wal", "log append failed", {{"error", st.ToString()}});
+        msg = "write-ahead log: " + st.message();
+      }
+      std::string sticky = this->failure();
+      FailJobs(jobs, sticky.empty() ? msg : sticky);
+    } else {
+      stats_.log_bytes += framed.size();
+      st = group.Commit(last_seq, false);
+      if (!st.ok()) {
+        SetFailure("LevelDB write failed after the log append (" + st.message() +
+                   "); writes are refused until levee restarts, which replays them from the log");
+        FailJobs(jobs, this->failure());
+      }
+    }
+  }
+  stats_.groups++;
+  for (auto& job : jobs) {
+    auto done = std::move(job->done);
+    done(std::move(job));
+  }
+}
+
+void Writer::ExpireCycle(int64_t now_ms) {
+  auto it = engine_->NewIterator();
+  storage::WriteGroup group(engine_);
+  wal::Record rec;
+  group.set_recording(&rec.mutations);
+  size_t budget = expire_per_cycle_.load();
+  size_t expired = 0;
+  for (it->Seek(std::string(1, storage::kExpiryPrefix)); it->Valid() && budget > 0; it->Next(), budget--) {
+    int64_t at;
+    std::string_view key;
+    std::string_view raw(it->key().data(), it->key().size());
+    if (!storage::ParseExpiryKey(raw, &at, &key) || at > now_ms) break;
+    storage::StoredValue v;
+    bool found;
+    if (!engine_->Get(key, &v, &found).ok()) break;
+    // An entry whose key was since overwritten or deleted is stale: drop it.
+    if (found && v.expire_at_ms == at) {
+      bool deleted;
+      if (!group.Delete(key, &deleted).ok()) break;
+      expired++;
+      if (services_->clients().any_watched()) services_->clients().TouchKey(key);
+    }
+    group.DeleteRaw(std::string(raw));
+  }
+  group.set_recording(nullptr);
+  if (group.empty()) return;
+  uint64_t seq = engine_->applied_sequence();
+  if (!rec.mutations.empty()) {
+    std::string out;
+    rec.sequence = next_sequence_;
+    rec.time_ms = now_ms;
+    wal::AppendFramed(rec, &out);
+    Status st = log_->Append(out, rec.sequence, rec.sequence);
+    if (!st.ok()) {
+      logging::Warn("expire", "could not log expired-key deletes; will retry", {{"error", st.ToString()}});
+      return;
+    }
+    seq = next_sequence_++;
+    stats_.records++;
+    stats_.log_bytes += out.size();
+  }
+  Status st = group.Commit(seq, false);
+  if (!st.ok()) {
+    SetFailure("LevelDB write failed while expiring keys (" + st.message() + "); writes are refused until restart");
+    return;
+  }
+  stats_.expired_keys += expired;
+  services_->expired_keys() += expired;
+}
+
+void Writer::MaybeTrimLog() {
+  int64_t now = NowMs();
+  if (now - last_trim_ms_ < 1000) return;
+  last_trim_ms_ = now;
+  auto segs = log_->Segments();
+  size_t keep = keep_segments_.load();
+  if (segs.size() <= keep + 1) return;
+  // Closed segments older than the newest `keep` closed ones, fully applied.
+  uint64_t applied = engine_->applied_sequence();
+  uint64_t through = segs[segs.size() - keep - 2].last_sequence;
+  if (through > applied) through = applied;
+  // LevelDB's own log is not synced: make it durable through `applied`
+  // before the only other copy of those records goes.
+  storage::WriteGroup empty(engine_);
+  Status st = empty.Commit(applied, /*sync=*/true);
+  if (st.ok()) st = log_->TrimThrough(through);
+  if (!st.ok()) logging::Warn("wal", "log trim failed; will retry", {{"error", st.ToString()}});
+}
+
+}  // namespace levee::server

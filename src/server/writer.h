@@ -1,0 +1,133 @@
+// Writer: the one thread that changes data.
+//
+// Io threads hand it WriteJobs (one or more consecutive write commands of one
+// client, or an EXEC). It takes every job queued at once as a group, runs the
+// commands in order against a WriteGroup (so later commands see earlier
+// ones), gives each command that changed something the next log sequence,
+// appends the group's records to the write-ahead log in one write, fsyncs
+// when the policy says so, applies the group to LevelDB as one batch, and
+// only then hands the replies back. No client hears OK before its write is
+// in the log (and, with fsync always, on disk).
+//
+// Between groups (and at least every 100 ms) it deletes expired keys, as
+// logged deletes, and trims log segments LevelDB no longer needs.
+//
+// Threads: Submit() from any thread; everything else is the writer's own.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "commands/command.h"
+#include "common/status.h"
+
+namespace levee::storage {
+class Engine;
+}
+namespace levee::wal {
+class Log;
+}
+
+namespace levee::server {
+
+enum class FsyncPolicy { kAlways, kEverySec, kNo };
+bool ParseFsyncPolicy(const std::string& s, FsyncPolicy* p);
+
+struct WriteJob {
+  std::shared_ptr<commands::ClientState> client;
+  std::vector<std::vector<std::string>> commands;
+  std::string reply;  // filled by the writer
+  // Called on the writer thread once the replies are final; it must hand the
+  // job back to the client's own thread and return quickly.
+  std::function<void(std::unique_ptr<WriteJob>)> done;
+};
+
+struct WriterStats {
+  std::atomic<uint64_t> groups{0};
+  std::atomic<uint64_t> commands{0};
+  std::atomic<uint64_t> records{0};
+  std::atomic<uint64_t> log_bytes{0};
+  std::atomic<uint64_t> fsyncs{0};
+  std::atomic<uint64_t> fsync_micros_total{0};
+  std::atomic<uint64_t> write_errors{0};
+  std::atomic<uint64_t> expired_keys{0};
+  std::atomic<int64_t> last_group_ms{0};  // wall time the last loop iteration finished
+};
+
+class Writer {
+ public:
+  struct Options {
+    FsyncPolicy fsync = FsyncPolicy::kEverySec;
+    size_t max_group = 4096;
+    size_t expire_keys_per_cycle = 500;
+    size_t keep_segments = 4;
+    uint64_t min_free_disk_bytes = 64ull << 20;
+    std::string data_dir;  // where free space is checked
+  };
+
+  Writer(storage::Engine* engine, wal::Log* log, commands::Services* services, Options options);
+  ~Writer();
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Replays log records LevelDB has not applied. Call once, before Start().
+  Status Recover(uint64_t* replayed);
+  void Start();
+  // Finishes queued jobs, syncs the log and joins the threads.
+  void Stop();
+  void Submit(std::unique_ptr<WriteJob> job);
+
+  void set_fsync(FsyncPolicy p) { fsync_.store(p, std::memory_order_release); }
+  void set_max_group(size_t n) { max_group_.store(n); }
+  void set_expire_keys_per_cycle(size_t n) { expire_per_cycle_.store(n); }
+  void set_keep_segments(size_t n) { keep_segments_.store(n); }
+  void set_min_free_disk_bytes(uint64_t n) { min_free_disk_.store(n); }
+
+  const WriterStats& stats() const { return stats_; }
+  uint64_t queued() const;
+  // A sticky failure that stops all writes (empty when healthy).
+  std::string failure() const;
+
+ private:
+  void Run();
+  void RunSyncer();
+  void ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs);
+  void ExpireCycle(int64_t now_ms);
+  void MaybeTrimLog();
+  bool DiskHasRoom(std::string* why);
+  void FailJobs(std::vector<std::unique_ptr<WriteJob>>& jobs, const std::string& error);
+  void SetFailure(const std::string& f);
+
+  storage::Engine* engine_;
+  wal::Log* log_;
+  commands::Services* services_;
+  const std::string data_dir_;
+  std::atomic<FsyncPolicy> fsync_;
+  std::atomic<size_t> max_group_, expire_per_cycle_, keep_segments_;
+  std::atomic<uint64_t> min_free_disk_;
+
+  mutable std::mutex mu_;  // guards queue_, stopping_, failure_
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<WriteJob>> queue_;
+  bool stopping_ = false;
+  std::string failure_;
+
+  // Writer thread only.
+  uint64_t next_sequence_ = 1;
+  int64_t last_expire_ms_ = 0, last_trim_ms_ = 0;
+
+  std::thread thread_, syncer_;
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  bool syncer_stop_ = false;
+  WriterStats stats_;
+};
+
+}  // namespace levee::server

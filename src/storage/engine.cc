@@ -1,0 +1,136 @@
+#include "storage/engine.h"
+
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/filter_policy.h>
+#include <leveldb/write_batch.h>
+
+#include <filesystem>
+
+#include "common/coding.h"
+
+namespace levee::storage {
+
+Status FromLevelDB(const leveldb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::OK();
+  std::string msg = std::string(what) + ": " + s.ToString();
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsNotFound()) return Status::NotFound(msg);
+  if (s.ToString().find("No space left") != std::string::npos) return Status::NoSpace(msg);
+  return Status::IOError(msg);
+}
+
+StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
+  std::unique_ptr<Engine> e(new Engine());
+  e->filter_.reset(leveldb::NewBloomFilterPolicy(10));
+  e->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes));
+  leveldb::Options o;
+  o.create_if_missing = options.create_if_missing;
+  o.paranoid_checks = true;
+  o.block_cache = e->cache_.get();
+  o.filter_policy = e->filter_.get();
+  o.write_buffer_size = options.write_buffer_bytes;
+  o.max_open_files = options.max_open_files;
+  o.max_file_size = 64ull << 20;
+  leveldb::DB* db = nullptr;
+  leveldb::Status s = leveldb::DB::Open(o, options.path, &db);
+  if (!s.ok()) {
+    std::string text = s.ToString();
+    if (text.find("lock") != std::string::npos && text.find("LOCK") != std::string::npos) {
+      return Status::Busy("data directory " + options.path +
+                          " is in use by another levee process (its LevelDB LOCK is held): "
+                          "stop that process or choose another --data-dir");
+    }
+    if (s.IsCorruption()) {
+      return Status::Corruption("data directory " + options.path + " is corrupt: " + text +
+                                "; restore it from a backup (levee check reports details)");
+    }
+    return FromLevelDB(s, "cannot open data directory " + options.path);
+  }
+  e->db_.reset(db);
+
+  std::string v;
+  s = db->Get(leveldb::ReadOptions(), MetaKey(kFormatMetaName), &v);
+  if (s.ok()) {
+    if (v.size() != 4 || DecodeFixed32(v.data()) > kFormatVersion) {
+      return Status::InvalidArgument("data directory " + options.path +
+                                     " was written by a newer levee (format " +
+                                     std::to_string(v.size() == 4 ? DecodeFixed32(v.data()) : 0) +
+                                     "); run that version or restore a compatible backup");
+    }
+  } else if (s.IsNotFound()) {
+    std::string f;
+    PutFixed32(&f, kFormatVersion);
+    leveldb::WriteOptions wo;
+    wo.sync = true;
+    s = db->Put(wo, MetaKey(kFormatMetaName), f);
+    if (!s.ok()) return FromLevelDB(s, "cannot initialise " + options.path);
+  } else {
+    return FromLevelDB(s, "cannot read format of " + options.path);
+  }
+
+  s = db->Get(leveldb::ReadOptions(), MetaKey(kAppliedMetaName), &v);
+  if (s.ok()) {
+    AppliedMeta m;
+    if (!DecodeAppliedMeta(v, &m)) {
+      return Status::Corruption("data directory " + options.path + ": applied-sequence record is malformed");
+    }
+    e->applied_ = m.sequence;
+    e->key_count_ = m.key_count;
+    e->expires_count_ = m.expires_count;
+  } else if (!s.IsNotFound()) {
+    return FromLevelDB(s, "cannot read applied sequence of " + options.path);
+  }
+  return e;
+}
+
+Engine::~Engine() {
+  db_.reset();  // before the cache and filter it uses
+}
+
+Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found) const {
+  std::string raw;
+  leveldb::Status s = db_->Get(leveldb::ReadOptions(), DataKey(user_key), &raw);
+  if (s.IsNotFound()) {
+    *found = false;
+    return Status::OK();
+  }
+  if (!s.ok()) return FromLevelDB(s, "read");
+  if (!DecodeValue(raw, value)) return Status::Corruption("undecodable value stored for a key");
+  *found = true;
+  return Status::OK();
+}
+
+std::unique_ptr<leveldb::Iterator> Engine::NewIterator(bool verify) const {
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = verify;
+  ro.fill_cache = !verify;
+  return std::unique_ptr<leveldb::Iterator>(db_->NewIterator(ro));
+}
+
+std::string Engine::Property(std::string_view name) const {
+  std::string v;
+  if (!db_->GetProperty(leveldb::Slice(name.data(), name.size()), &v)) return "";
+  return v;
+}
+
+uint64_t Engine::ApproximateSize() const {
+  leveldb::Range r(leveldb::Slice("\x00", 1), leveldb::Slice("\xff", 1));
+  uint64_t size = 0;
+  db_->GetApproximateSizes(&r, 1, &size);
+  return size;
+}
+
+Status Engine::Write(leveldb::WriteBatch* batch, const AppliedMeta& meta, bool sync) {
+  batch->Put(MetaKey(kAppliedMetaName), EncodeAppliedMeta(meta));
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  leveldb::Status s = db_->Write(wo, batch);
+  if (!s.ok()) return FromLevelDB(s, "write to LevelDB");
+  key_count_.store(meta.key_count, std::memory_order_release);
+  expires_count_.store(meta.expires_count, std::memory_order_release);
+  applied_.store(meta.sequence, std::memory_order_release);
+  return Status::OK();
+}
+
+}  // namespace levee::storage

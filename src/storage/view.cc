@@ -1,0 +1,62 @@
+#include "storage/view.h"
+
+#include <leveldb/db.h>
+
+#include "storage/engine.h"
+
+namespace levee::storage {
+
+Status EngineView::Get(std::string_view key, StoredValue* value, bool* found) {
+  return engine_->Get(key, value, found);
+}
+
+Status EngineView::Scan(std::string_view start,
+                        const std::function<bool(std::string_view, const StoredValue&)>& fn) {
+  auto it = engine_->NewIterator();
+  StoredValue v;
+  for (it->Seek(DataKey(start)); it->Valid(); it->Next()) {
+    leveldb::Slice k = it->key();
+    if (k.empty() || k[0] != kDataPrefix) break;
+    leveldb::Slice raw = it->value();
+    if (!DecodeValue(std::string_view(raw.data(), raw.size()), &v)) {
+      return Status::Corruption("undecodable value stored for a key");
+    }
+    if (!fn(std::string_view(k.data() + 1, k.size() - 1), v)) break;
+  }
+  if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
+  return Status::OK();
+}
+
+void SeekDataReverse(leveldb::Iterator* it, std::string_view start) {
+  std::string k = start.empty() ? std::string(1, kDataPrefix + 1) : DataKey(start);
+  it->Seek(k);
+  if (!it->Valid()) {
+    it->SeekToLast();
+  } else if (start.empty() || it->key().ToString() != k) {
+    it->Prev();
+  }
+  // Step back over the expiry index and meta keys that sort after data.
+  while (it->Valid() && it->key().size() > 0 && it->key()[0] > kDataPrefix) it->Prev();
+}
+
+Status EngineView::ScanReverse(std::string_view start,
+                               const std::function<bool(std::string_view, const StoredValue&)>& fn) {
+  auto it = engine_->NewIterator();
+  SeekDataReverse(it.get(), start);
+  StoredValue v;
+  for (; it->Valid(); it->Prev()) {
+    leveldb::Slice k = it->key();
+    if (k.empty() || k[0] != kDataPrefix) break;
+    leveldb::Slice raw = it->value();
+    if (!DecodeValue(std::string_view(raw.data(), raw.size()), &v)) {
+      return Status::Corruption("undecodable value stored for a key");
+    }
+    if (!fn(std::string_view(k.data() + 1, k.size() - 1), v)) break;
+  }
+  if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
+  return Status::OK();
+}
+
+uint64_t EngineView::KeyCount() { return engine_->key_count(); }
+
+}  // namespace levee::storage

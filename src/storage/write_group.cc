@@ -1,0 +1,203 @@
+#include "storage/write_group.h"
+
+#include <leveldb/db.h>
+
+#include "storage/engine.h"
+
+namespace levee::storage {
+
+WriteGroup::WriteGroup(Engine* engine) : engine_(engine) {}
+
+Status WriteGroup::Get(std::string_view key, StoredValue* value, bool* found) {
+  auto it = overlay_.find(key);
+  if (it != overlay_.end()) {
+    *found = it->second.has_value();
+    if (*found && !DecodeValue(*it->second, value)) return Status::Corruption("undecodable staged value");
+    return Status::OK();
+  }
+  if (flushed_) {
+    *found = false;
+    return Status::OK();
+  }
+  return engine_->Get(key, value, found);
+}
+
+Status WriteGroup::Scan(std::string_view start,
+                        const std::function<bool(std::string_view, const StoredValue&)>& fn) {
+  // Merge LevelDB's data keys with the overlay; the overlay wins on ties.
+  auto it = engine_->NewIterator();
+  if (!flushed_) it->Seek(DataKey(start));
+  auto ov = overlay_.lower_bound(start);
+  StoredValue v;
+  while (true) {
+    bool db_valid = !flushed_ && it->Valid() && it->key().size() > 0 && it->key()[0] == kDataPrefix;
+    std::string_view db_key = db_valid ? std::string_view(it->key().data() + 1, it->key().size() - 1) : "";
+    bool ov_valid = ov != overlay_.end();
+    if (!db_valid && !ov_valid) break;
+    bool take_overlay = ov_valid && (!db_valid || ov->first <= db_key);
+    if (take_overlay) {
+      if (db_valid && ov->first == db_key) it->Next();
+      if (ov->second.has_value()) {
+        if (!DecodeValue(*ov->second, &v)) return Status::Corruption("undecodable staged value");
+        if (!fn(ov->first, v)) break;
+      }
+      ++ov;
+    } else {
+      leveldb::Slice raw = it->value();
+      if (!DecodeValue(std::string_view(raw.data(), raw.size()), &v)) {
+        return Status::Corruption("undecodable value stored for a key");
+      }
+      if (!fn(db_key, v)) break;
+      it->Next();
+    }
+  }
+  if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
+  return Status::OK();
+}
+
+Status WriteGroup::ScanReverse(std::string_view start,
+                               const std::function<bool(std::string_view, const StoredValue&)>& fn) {
+  auto it = engine_->NewIterator();
+  if (!flushed_) SeekDataReverse(it.get(), start);
+  // ov points one past the next overlay entry to visit (reverse order).
+  auto ov = start.empty() ? overlay_.end() : overlay_.upper_bound(start);
+  StoredValue v;
+  while (true) {
+    bool db_valid = !flushed_ && it->Valid() && it->key().size() > 0 && it->key()[0] == kDataPrefix;
+    std::string_view db_key = db_valid ? std::string_view(it->key().data() + 1, it->key().size() - 1) : "";
+    bool ov_valid = ov != overlay_.begin();
+    if (!db_valid && !ov_valid) break;
+    auto prev = ov_valid ? std::prev(ov) : ov;
+    bool take_overlay = ov_valid && (!db_valid || prev->first >= db_key);
+    if (take_overlay) {
+      if (db_valid && prev->first == db_key) it->Prev();
+      if (prev->second.has_value()) {
+        if (!DecodeValue(*prev->second, &v)) return Status::Corruption("undecodable staged value");
+        if (!fn(prev->first, v)) break;
+      }
+      ov = prev;
+    } else {
+      leveldb::Slice raw = it->value();
+      if (!DecodeValue(std::string_view(raw.data(), raw.size()), &v)) {
+        return Status::Corruption("undecodable value stored for a key");
+      }
+      if (!fn(db_key, v)) break;
+      it->Prev();
+    }
+  }
+  if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
+  return Status::OK();
+}
+
+uint64_t WriteGroup::KeyCount() {
+  int64_t base = flushed_ ? 0 : static_cast<int64_t>(engine_->key_count());
+  return static_cast<uint64_t>(std::max<int64_t>(0, base + key_delta_));
+}
+
+uint64_t WriteGroup::ExpiresCount() {
+  int64_t base = flushed_ ? 0 : static_cast<int64_t>(engine_->expires_count());
+  return static_cast<uint64_t>(std::max<int64_t>(0, base + expires_delta_));
+}
+
+Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t expire_at_ms) {
+  bool found;
+  StoredValue old;
+  LEVEE_RETURN_IF_ERROR(Get(key, &old, &found));
+  if (!found) key_delta_++;
+  if (found && old.HasExpiry()) expires_delta_--;
+  if (expire_at_ms != 0) expires_delta_++;
+  batch_.Put(DataKey(key), encoded);
+  if (expire_at_ms != 0) batch_.Put(ExpiryKey(expire_at_ms, key), "");
+  overlay_.insert_or_assign(std::string(key), std::move(encoded));
+  staged_ = true;
+  return Status::OK();
+}
+
+Status WriteGroup::Put(std::string_view key, const StoredValue& value) {
+  std::string encoded;
+  EncodeValue(value, &encoded);
+  if (recording_) recording_->push_back(wal::Mutation{wal::Mutation::Kind::kPut, std::string(key), encoded});
+  return StagePut(key, std::move(encoded), value.expire_at_ms);
+}
+
+Status WriteGroup::Delete(std::string_view key, bool* deleted) {
+  bool found;
+  StoredValue old;
+  LEVEE_RETURN_IF_ERROR(Get(key, &old, &found));
+  if (deleted) *deleted = found;
+  if (!found) return Status::OK();
+  if (old.HasExpiry()) expires_delta_--;
+  if (recording_) recording_->push_back(wal::Mutation{wal::Mutation::Kind::kDelete, std::string(key), {}});
+  key_delta_--;
+  batch_.Delete(DataKey(key));
+  overlay_.insert_or_assign(std::string(key), std::nullopt);
+  staged_ = true;
+  return Status::OK();
+}
+
+Status WriteGroup::FlushAll() {
+  if (recording_) recording_->push_back(wal::Mutation{wal::Mutation::Kind::kFlushAll, {}, {}});
+  for (const auto& [k, v] : overlay_) {
+    if (v.has_value()) batch_.Delete(DataKey(k));
+  }
+  overlay_.clear();
+  if (!flushed_) {
+    // LevelDB has no range delete: every data and expiry-index key is deleted
+    // one by one, inside this batch, so the flush is atomic.
+    auto it = engine_->NewIterator();
+    for (it->Seek(std::string(1, kDataPrefix)); it->Valid(); it->Next()) {
+      char p = it->key()[0];
+      if (p != kDataPrefix && p != kExpiryPrefix) break;
+      batch_.Delete(it->key());
+    }
+    if (!it->status().ok()) return FromLevelDB(it->status(), "flush");
+  }
+  flushed_ = true;
+  key_delta_ = 0;
+  expires_delta_ = 0;
+  staged_ = true;
+  return Status::OK();
+}
+
+Status WriteGroup::Apply(const wal::Mutation& m) {
+  switch (m.kind) {
+    case wal::Mutation::Kind::kPut: {
+      StoredValue v;
+      if (!DecodeValue(m.value, &v)) return Status::Corruption("log record holds an undecodable value");
+      return StagePut(m.key, m.value, v.expire_at_ms);
+    }
+    case wal::Mutation::Kind::kDelete: {
+      auto* saved = recording_;
+      recording_ = nullptr;
+      Status st = Delete(m.key, nullptr);
+      recording_ = saved;
+      return st;
+    }
+    case wal::Mutation::Kind::kFlushAll: {
+      auto* saved = recording_;
+      recording_ = nullptr;
+      Status st = FlushAll();
+      recording_ = saved;
+      return st;
+    }
+  }
+  return Status::Corruption("log record holds an unknown mutation kind");
+}
+
+Status WriteGroup::Commit(uint64_t sequence, bool sync) {
+  AppliedMeta meta{sequence, KeyCount(), ExpiresCount()};
+  Status st = engine_->Write(&batch_, meta, sync);
+  Reset();
+  return st;
+}
+
+void WriteGroup::Reset() {
+  batch_.Clear();
+  overlay_.clear();
+  flushed_ = false;
+  staged_ = false;
+  key_delta_ = 0;
+  expires_delta_ = 0;
+}
+
+}  // namespace levee::storage

@@ -1,0 +1,70 @@
+// WriteGroup: the writer thread's pending writes for one group commit.
+//
+// Commands in a group run one after the other against the group (a
+// DataView), so each sees the writes before it; their effects are staged in
+// one LevelDB WriteBatch and, when recording is on, appended as wal
+// Mutations to the record being built. Replay and replicas stage the same
+// Mutations through Apply(), so every path reaches the same state.
+//
+// Writer thread only.
+#pragma once
+
+#include <leveldb/write_batch.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "storage/view.h"
+#include "wal/record.h"
+
+namespace levee::storage {
+
+class WriteGroup final : public DataView {
+ public:
+  explicit WriteGroup(Engine* engine);
+  WriteGroup(const WriteGroup&) = delete;
+  WriteGroup& operator=(const WriteGroup&) = delete;
+
+  Status Get(std::string_view key, StoredValue* value, bool* found) override;
+  Status Scan(std::string_view start,
+              const std::function<bool(std::string_view, const StoredValue&)>& fn) override;
+  Status ScanReverse(std::string_view start,
+                     const std::function<bool(std::string_view, const StoredValue&)>& fn) override;
+  uint64_t KeyCount() override;
+  uint64_t ExpiresCount();
+
+  // Where mutations are recorded (nullptr: not recorded).
+  void set_recording(std::vector<wal::Mutation>* r) { recording_ = r; }
+
+  Status Put(std::string_view key, const StoredValue& value);
+  // Deletes key if present; *deleted says whether it was.
+  Status Delete(std::string_view key, bool* deleted);
+  Status FlushAll();
+  // Stages a mutation read from the log or a replication stream.
+  Status Apply(const wal::Mutation& m);
+  // Removes a raw LevelDB key (a stale expiry index entry); not recorded.
+  void DeleteRaw(const std::string& leveldb_key) { batch_.Delete(leveldb_key); staged_ = true; }
+
+  bool empty() const { return !staged_; }
+  // Writes everything staged and the applied sequence to LevelDB, then resets.
+  Status Commit(uint64_t sequence, bool sync);
+  // Drops everything staged (the log append failed).
+  void Reset();
+
+ private:
+  Status StagePut(std::string_view key, std::string encoded, int64_t expire_at_ms);
+
+  Engine* engine_;
+  leveldb::WriteBatch batch_;
+  // Pending state per key: encoded value, or nullopt for deleted.
+  std::map<std::string, std::optional<std::string>, std::less<>> overlay_;
+  bool flushed_ = false;  // a FLUSHALL is staged: LevelDB's data counts as gone
+  bool staged_ = false;
+  int64_t key_delta_ = 0;
+  int64_t expires_delta_ = 0;
+  std::vector<wal::Mutation>* recording_ = nullptr;
+};
+
+}  // namespace levee::storage
