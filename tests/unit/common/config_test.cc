@@ -1,1 +1,107 @@
+#include "common/config.h"
+
 #include <gtest/gtest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#ifndef LEVEE_SOURCE_DIR
+#define LEVEE_SOURCE_DIR "."
+#endif
+
+namespace levee {
+namespace {
+
+std::string WriteTemp(const std::string& text) {
+  auto path = std::filesystem::temp_directory_path() / ("levee-config-" + std::to_string(::getpid()) + "-" +
+                                                        std::to_string(std::rand()) + ".yaml");
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(ConfigTest, SampleFileDocumentsEverySettingAtItsDefault) {
+  std::string path = std::string(LEVEE_SOURCE_DIR) + "/levee.yaml";
+  Config c;
+  ASSERT_TRUE(c.LoadYamlFile(path).ok()) << c.LoadYamlFile(path).ToString();
+  YAML::Node root = YAML::LoadFile(path);
+  for (const auto& e : Config::Entries()) {
+    ASSERT_TRUE(root[e.name]) << "levee.yaml does not document '" << e.name << "'";
+    Config fresh;
+    EXPECT_EQ(c.GetString(e.name), fresh.GetString(e.name)) << e.name << " in levee.yaml is not the default";
+  }
+}
+
+TEST(ConfigTest, UnknownKeySuggestsTheClosestName) {
+  Config c;
+  Status st = c.LoadYamlFile(WriteTemp("prot: 7000\n"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("unknown setting 'prot'"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("did you mean 'port'"), std::string::npos) << st.message();
+}
+
+TEST(ConfigTest, WrongTypesAndRangesNameTheKeyAndWhatIsAllowed) {
+  Config c;
+  Status st = c.LoadYamlFile(WriteTemp("port: seventy\n"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("'port'"), std::string::npos);
+  EXPECT_NE(st.message().find("from 0 to 65535"), std::string::npos) << st.message();
+
+  st = c.Set("port", "70000", "flag --port");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("flag --port"), std::string::npos);
+
+  st = c.Set("fsync", "sometimes", "flag --fsync");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("one of always, everysec, no"), std::string::npos) << st.message();
+
+  st = c.LoadYamlFile(WriteTemp("port: [1, 2]\n"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("single value"), std::string::npos);
+
+  st = c.LoadYamlFile(WriteTemp("port: 1\n  bad indentation: [\n"));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("not valid YAML"), std::string::npos);
+}
+
+TEST(ConfigTest, EnvironmentOverridesFileAndNamesTheVariable) {
+  Config c;
+  ASSERT_TRUE(c.LoadYamlFile(WriteTemp("port: 7000\nfsync: always\n")).ok());
+  std::string e1 = "LEVEE_PORT=7100", e2 = "LEVEE_DATA_DIR=/tmp/x", e3 = "OTHER=1";
+  char* env[] = {e1.data(), e2.data(), e3.data(), nullptr};
+  ASSERT_TRUE(c.LoadEnvironment(env).ok());
+  EXPECT_EQ(c.GetInt("port"), 7100);
+  EXPECT_EQ(c.GetString("data-dir"), "/tmp/x");
+  EXPECT_EQ(c.GetString("fsync"), "always");
+
+  std::string bad = "LEVEE_MAXCLIENTS=0";
+  char* env2[] = {bad.data(), nullptr};
+  Status st = c.LoadEnvironment(env2);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("LEVEE_MAXCLIENTS"), std::string::npos) << st.message();
+}
+
+TEST(ConfigTest, SizesTakeRedisUnits) {
+  Config c;
+  ASSERT_TRUE(c.Set("proto-max-bulk-len", "1mb", "test").ok());
+  EXPECT_EQ(c.GetInt("proto-max-bulk-len"), 1 << 20);
+  ASSERT_TRUE(c.Set("proto-max-bulk-len", "2000k", "test").ok());
+  EXPECT_EQ(c.GetInt("proto-max-bulk-len"), 2000000);
+  EXPECT_FALSE(c.Set("proto-max-bulk-len", "12parsecs", "test").ok());
+  EXPECT_FALSE(c.Set("proto-max-bulk-len", "-5", "test").ok());
+}
+
+TEST(ConfigTest, ConfigSetRefusesStartupOnlySettingsAndNotifiesWatchers) {
+  Config c;
+  Status st = c.Set("port", "7000", "CONFIG SET");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("can't be changed at run time"), std::string::npos);
+  std::string seen;
+  c.OnChange("fsync", [&](const std::string& v) { seen = v; });
+  ASSERT_TRUE(c.Set("fsync", "ALWAYS", "CONFIG SET").ok());
+  EXPECT_EQ(seen, "always");
+}
+
+}  // namespace
+}  // namespace levee
