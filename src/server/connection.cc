@@ -1,6 +1,7 @@
 #include "server/connection.h"
 
 #include <chrono>
+#include <cstring>
 
 #include "common/logging.h"
 #include "server/server.h"
@@ -56,20 +57,24 @@ void Connection::Start() {
 
 void Connection::DoRead() {
   if (closed_ || reading_) return;
-  // Compact what has been parsed, then read into the tail.
-  if (in_pos_ > 0 && (in_pos_ == in_.size() || in_pos_ > in_.size() / 2)) {
-    in_.erase(0, in_pos_);
+  // Move the unparsed bytes to the front once the parsed prefix dominates.
+  if (in_pos_ > 0 && (in_pos_ == in_len_ || in_pos_ > in_len_ / 2)) {
+    std::memmove(in_.data(), in_.data() + in_pos_, in_len_ - in_pos_);
+    in_len_ -= in_pos_;
     in_pos_ = 0;
   }
   size_t chunk = std::min(std::max(kReadChunk, parser_.bulk_bytes_wanted()), kMaxReadChunk);
-  size_t old = in_.size();
-  in_.resize(old + chunk);
+  // Only bytes [0, in_len_) are data; the rest of in_ is room for this read.
+  // The parser never looks past in_len_, and in_ is not resized while a read
+  // is outstanding, so the pointer handed to asio stays valid.
+  if (in_.size() < in_len_ + chunk) in_.resize(in_len_ + chunk);
   reading_ = true;
   auto self = shared_from_this();
-  socket_.async_read_some(asio::buffer(in_.data() + old, chunk), [this, self, old](const asio::error_code& ec, size_t n) {
-    in_.resize(old + n);
-    OnRead(ec, n);
-  });
+  socket_.async_read_some(asio::buffer(in_.data() + in_len_, chunk),
+                          [this, self](const asio::error_code& ec, size_t n) {
+                            in_len_ += n;
+                            OnRead(ec, n);
+                          });
 }
 
 void Connection::OnRead(const asio::error_code& ec, size_t n) {
@@ -82,7 +87,7 @@ void Connection::OnRead(const asio::error_code& ec, size_t n) {
   server_->stats().net_input_bytes += n;
   state_->last_active_ms = NowMs();
   Process();
-  size_t qbuf = in_.size() - in_pos_ + parser_.buffered_bytes();
+  size_t qbuf = in_len_ - in_pos_ + parser_.buffered_bytes();
   state_->qbuf = qbuf;
   if (closed_) return;
   if (qbuf > server_->query_buffer_limit()) {
@@ -91,6 +96,11 @@ void Connection::OnRead(const asio::error_code& ec, size_t n) {
                   {{"client", state_->addr}, {"qbuf", qbuf}});
     Close("query buffer limit");
     return;
+  }
+  // Shrink a buffer a big request grew once it is drained.
+  if (in_pos_ == in_len_ && in_.size() > 4 * kMaxReadChunk) {
+    in_pos_ = in_len_ = 0;
+    std::string().swap(in_);
   }
   if (!protocol_error_) DoRead();
 }
@@ -104,7 +114,7 @@ void Connection::Process() {
       continue;
     }
     size_t consumed = 0;
-    auto r = parser_.Parse(std::string_view(in_).substr(in_pos_), &consumed);
+    auto r = parser_.Parse(std::string_view(in_.data() + in_pos_, in_len_ - in_pos_), &consumed);
     in_pos_ += consumed;
     if (r == resp::RequestParser::Result::kNeedMore) break;
     if (r == resp::RequestParser::Result::kError) {
@@ -196,17 +206,17 @@ void Connection::SubmitPending() {
   if (!pending_) return;
   auto job = std::move(pending_);
   waiting_ = true;
-  std::weak_ptr<Connection> weak = shared_from_this();
-  auto executor = socket_.get_executor();
   {
     std::lock_guard<std::mutex> l(state_->mu);
     state_->last_cmd = commands::ToLower(job->commands.back()[0]);
   }
-  job->done = [weak, executor](std::unique_ptr<WriteJob> j) {
+  // A strong reference: the job may be the only thing keeping this
+  // connection alive (no read outstanding after a protocol error), and its
+  // replies must still be delivered.
+  auto self = shared_from_this();
+  job->done = [self](std::unique_ptr<WriteJob> j) {
     std::shared_ptr<WriteJob> sj(j.release());  // asio handlers must be copyable
-    asio::post(executor, [weak, sj] {
-      if (auto self = weak.lock()) self->OnJobDone(*sj);
-    });
+    asio::post(self->socket_.get_executor(), [self, sj] { self->OnJobDone(*sj); });
   };
   server_->writer().Submit(std::move(job));
 }

@@ -57,8 +57,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::ip::tcp::socket socket_;
   std::shared_ptr<commands::ClientState> state_;
   resp::RequestParser parser_;
-  std::string in_;         // received bytes; in_[in_pos_..] not yet parsed
+  std::string in_;         // storage; bytes [in_pos_, in_len_) are received, unparsed
   size_t in_pos_ = 0;
+  size_t in_len_ = 0;
   std::string out_;        // replies not yet handed to the socket
   std::string sending_;    // replies being written
   bool writing_ = false;
