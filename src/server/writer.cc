@@ -288,8 +288,9 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
       stats_.log_bytes += framed.size();
       st = group.Commit(last_seq, false);
       if (!st.ok()) {
-        SetFailure("LevelDB write failed after the log append (" + st.message() +
-                   "); writes are refused until levee restarts, which replays them from the log");
+        SetFailure("LevelDB write failed after the write was logged (" + st.message() +
+                   "): it may or may not have been applied; writes are refused until levee restarts, which "
+                   "replays the log (keep min-free-disk-mb above 0 so a full disk is caught before this)");
         FailJobs(jobs, this->failure());
       }
     }

@@ -6,8 +6,10 @@
 #include <leveldb/write_batch.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "common/coding.h"
+#include "storage/leveldb_logger.h"
 
 namespace levee::storage {
 
@@ -20,13 +22,38 @@ Status FromLevelDB(const leveldb::Status& s, std::string_view what) {
   return Status::IOError(msg);
 }
 
+namespace {
+
+// Which file a failed recovery was reading: LevelDB names a damaged log
+// file in its info log ("<file>: dropping N bytes; ..."); otherwise recovery
+// failed in the MANIFEST that CURRENT names.
+std::string DamagedFile(const std::string& dir, const std::vector<std::string>& info_log) {
+  for (const auto& line : info_log) {
+    size_t d = line.find(": dropping ");
+    if (d != std::string::npos) return line.substr(0, d);
+  }
+  std::ifstream current(std::filesystem::path(dir) / "CURRENT");
+  std::string manifest;
+  if (current && std::getline(current, manifest) && !manifest.empty()) {
+    return (std::filesystem::path(dir) / manifest).string();
+  }
+  return (std::filesystem::path(dir) / "CURRENT").string();
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   std::unique_ptr<Engine> e(new Engine());
+  std::error_code ec;
+  if (options.create_if_missing) std::filesystem::create_directories(options.path, ec);
+  auto* logger = new RecentLogger((std::filesystem::path(options.path) / "LOG").string());
+  e->info_log_.reset(logger);
   e->filter_.reset(leveldb::NewBloomFilterPolicy(10));
   e->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes));
   leveldb::Options o;
   o.create_if_missing = options.create_if_missing;
   o.paranoid_checks = true;
+  o.info_log = logger;
   o.block_cache = e->cache_.get();
   o.filter_policy = e->filter_.get();
   o.write_buffer_size = options.write_buffer_bytes;
@@ -42,7 +69,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
                           "stop that process or choose another --data-dir");
     }
     if (s.IsCorruption()) {
-      return Status::Corruption("data directory " + options.path + " is corrupt: " + text +
+      return Status::Corruption("data directory " + options.path + " is corrupt: " + text + " in " +
+                                DamagedFile(options.path, logger->Recent()) +
                                 "; restore it from a backup (levee check reports details)");
     }
     return FromLevelDB(s, "cannot open data directory " + options.path);
@@ -85,7 +113,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
 }
 
 Engine::~Engine() {
-  db_.reset();  // before the cache and filter it uses
+  db_.reset();  // before the cache, filter and logger it uses
 }
 
 Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found) const {

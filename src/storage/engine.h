@@ -20,6 +20,7 @@ class Cache;
 class DB;
 class FilterPolicy;
 class Iterator;
+class Logger;
 class WriteBatch;
 class Status;
 }  // namespace leveldb
@@ -66,6 +67,7 @@ class Engine {
 
  private:
   Engine() = default;
+  std::unique_ptr<leveldb::Logger> info_log_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<leveldb::Cache> cache_;
   std::unique_ptr<leveldb::DB> db_;

@@ -1,0 +1,92 @@
+"""Configuration from file, environment and flags; start-up errors; logs."""
+import json
+import os
+
+import pytest
+
+from conftest import ROOT, run_levee, wait_until
+
+
+def test_sample_config_starts_and_flags_beat_env_beat_file(server_factory, tmpdir_path):
+    cfg = os.path.join(tmpdir_path, "levee.yaml")
+    with open(os.path.join(ROOT, "levee.yaml")) as f:
+        text = f.read()
+    # The sample itself, with a different maxclients and fsync.
+    text = text.replace("maxclients: 10000", "maxclients: 111").replace("fsync: everysec", "fsync: no")
+    with open(cfg, "w") as f:
+        f.write(text)
+    srv = server_factory(extra_args=["--config", cfg, "--fsync", "always"],
+                         env={"LEVEE_FSYNC": "everysec", "LEVEE_MAXCLIENTS": "222"})
+    r = srv.client()
+    assert r.config_get("fsync") == {"fsync": "always"}          # flag beats env and file
+    assert r.config_get("maxclients") == {"maxclients": "222"}   # env beats file
+    assert r.config_get("block-cache-mb") == {"block-cache-mb": "128"}  # file (= default)
+    assert r.info("server")["config_file"] == cfg
+
+
+@pytest.mark.parametrize("yaml_text,args,env,message", [
+    ("prot: 7000\n", [], {}, "unknown setting 'prot'"),
+    ("port: seventy\n", [], {}, "invalid value 'seventy' for 'port'"),
+    ("", ["--fsync", "sometimes"], {}, "expected one of always, everysec, no"),
+    ("", [], {"LEVEE_MAXCLIENTS": "0"}, "LEVEE_MAXCLIENTS"),
+    ("", [], {"LEVEE_NO_SUCH_THING": "1"}, "unknown setting 'no-such-thing'"),
+], ids=["unknown-key", "wrong-type", "bad-enum-flag", "env-out-of-range", "unknown-env"])
+def test_bad_configuration_stops_startup_with_a_message(tmpdir_path, yaml_text, args, env, message):
+    cfg = os.path.join(tmpdir_path, "bad.yaml")
+    with open(cfg, "w") as f:
+        f.write(yaml_text)
+    full_env = dict(os.environ)
+    full_env.update(env)
+    out = run_levee("serve", "--config", cfg, "--data-dir", os.path.join(tmpdir_path, "d"), "--port", "0",
+                    "--http-port", "0", *args, env=full_env, timeout=20)
+    assert out.returncode == 2
+    assert message in out.stderr.decode(), out.stderr
+
+
+def test_version_and_help():
+    out = run_levee("version")
+    assert out.returncode == 0 and out.stdout.startswith(b"levee 0.")
+    out = run_levee("serve", "--help")
+    assert out.returncode == 0 and b"--fsync" in out.stdout and b"--requirepass-file" in out.stdout
+
+
+def test_port_in_use_is_reported(server_factory):
+    first = server_factory()
+    second = server_factory(port=first.port, start=False)
+    second.start(wait=False)
+    wait_until(lambda: second.proc.poll() is not None, what="levee to exit")
+    assert "cannot listen on 127.0.0.1:%d" % first.port in second.read_log()
+
+
+def test_logs_are_cloud_logging_json(server_factory):
+    srv = server_factory()
+    r = srv.client()
+    r.set("k", "secret-value-bytes")
+    s = __import__("socket").create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"*1\r\nfoo\r\n")  # a protocol error gets logged
+    s.recv(100)
+    srv.stop()
+    lines = [l for l in srv.read_log().splitlines() if l.strip()]
+    assert len(lines) >= 4
+    for line in lines:
+        obj = json.loads(line)
+        assert obj["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        assert obj["message"]
+        assert obj["time"].endswith("Z") and "T" in obj["time"]
+        assert "component" in obj
+    assert "secret-value-bytes" not in srv.read_log()
+    assert any(json.loads(l)["message"].startswith("protocol error") for l in lines)
+
+
+def test_healthz_and_readyz(server):
+    import urllib.request
+    base = f"http://127.0.0.1:{server.http_port}"
+    assert urllib.request.urlopen(base + "/healthz", timeout=5).read() == b"ok\n"
+    assert urllib.request.urlopen(base + "/readyz", timeout=5).read() == b"ready\n"
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(base + "/nope", timeout=5)
+    assert e.value.code == 404
+    req = urllib.request.Request(base + "/healthz", method="POST", data=b"x")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(req, timeout=5)
+    assert e.value.code == 405
