@@ -31,6 +31,8 @@ class HttpServer {
   Status Listen(const std::string& bind, uint16_t port);
   uint16_t port() const { return port_; }
   void Stop();
+  // Destroys the acceptor; call before its io_context is destroyed.
+  void CloseAcceptor() { acceptor_.reset(); }
 
  private:
   class Session;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "common/coding.h"
 #include "common/logging.h"
@@ -52,7 +53,17 @@ constexpr size_t kMaxCursors = 100000;
 
 Server::Server(Config* config) : config_(config) { commands::RegisterAllCommands(&table_); }
 
-Server::~Server() { Shutdown(); }
+Server::~Server() {
+  Shutdown();
+  // Asio objects go before the io_contexts they use; the contexts go before
+  // the HttpServer their pending sessions point at.
+  heartbeat_timers_.clear();
+  acceptor_.reset();
+  if (http_) http_->CloseAcceptor();
+  guards_.clear();
+  contexts_.clear();
+  http_.reset();
+}
 
 Status Server::Start() {
   start_ms_ = NowMs();
@@ -281,7 +292,7 @@ void Server::Shutdown() {
     if (t.joinable()) t.join();
   }
   stop_cv_.notify_all();
-  logging::Info("server", "stopped", {{"applied_sequence", engine_ ? engine_->applied_sequence() : 0}});
+  if (!threads_.empty()) logging::Info("server", "stopped", {{"applied_sequence", engine_->applied_sequence()}});
 }
 
 bool Server::CheckPassword(std::string_view password) {
@@ -455,9 +466,18 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "write_queue", writer_->queued());
     line(o, "writer_failure", writer_->failure());
     line(o, "leveldb_approximate_bytes", engine_->ApproximateSize());
-    for (int lv = 0; lv < 7; lv++) {
-      std::string v = engine_->Property("leveldb.num-files-at-level" + std::to_string(lv));
-      line(o, "leveldb_files_level" + std::to_string(lv), v.empty() ? std::string("0") : v);
+    // leveldb.stats: a table of "level files size(MB) time read write" rows.
+    std::istringstream stats(engine_->Property("leveldb.stats"));
+    std::string row;
+    while (std::getline(stats, row)) {
+      std::istringstream cols(row);
+      int level;
+      long files;
+      double size_mb;
+      if (cols >> level >> files >> size_mb) {
+        line(o, "leveldb_level" + std::to_string(level) + "_files", static_cast<int64_t>(files));
+        line(o, "leveldb_level" + std::to_string(level) + "_bytes", static_cast<uint64_t>(size_mb * 1048576.0));
+      }
     }
   }
   return o;

@@ -87,7 +87,7 @@ Status Writer::Recover(uint64_t* replayed) {
     // durable, then start a fresh log after `applied` so sequences stay gap-free.
     storage::WriteGroup empty(engine_);
     LEVEE_RETURN_IF_ERROR(empty.Commit(applied, /*sync=*/true));
-    LEVEE_RETURN_IF_ERROR(log_->TrimThrough(UINT64_MAX));
+    LEVEE_RETURN_IF_ERROR(log_->RemoveAll());
     logging::Warn("wal", "the log ended before LevelDB's applied sequence; started a new log after it",
                   {{"applied_sequence", applied}, {"log_last_sequence", log_->last_sequence()}});
   }

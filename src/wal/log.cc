@@ -304,6 +304,21 @@ Status Log::TrimThrough(uint64_t seq) {
   return Status::OK();
 }
 
+Status Log::RemoveAll() {
+  std::vector<SegmentInfo> doomed;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    doomed.swap(segments_);
+    current_.reset();
+  }
+  for (const auto& s : doomed) {
+    if (::unlink(s.path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("remove log segment " + s.path);
+  }
+  last_sequence_.store(0, std::memory_order_release);
+  unsynced_.store(false, std::memory_order_release);
+  return SyncDir(options_.dir);
+}
+
 std::vector<SegmentInfo> Log::Segments() const {
   std::lock_guard<std::mutex> l(mu_);
   return segments_;

@@ -83,6 +83,9 @@ class Log {
 
   // Deletes closed segments whose records all have sequence <= seq.
   Status TrimThrough(uint64_t seq);
+  // Deletes every segment; the next Append starts a new log at its first
+  // sequence. For when LevelDB already holds everything the log has.
+  Status RemoveAll();
 
   std::vector<SegmentInfo> Segments() const;
   uint64_t total_bytes() const;

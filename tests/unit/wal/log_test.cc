@@ -149,3 +149,27 @@ TEST(LogTest, NotALogFileIsNamed) {
 
 }  // namespace
 }  // namespace levee::wal
+
+namespace levee::wal {
+namespace {
+
+TEST(LogTest, RemoveAllStartsAFreshLogThatReopensCleanly) {
+  levee::testing::TempDir dir;
+  LogOptions o{dir.path(), 100};
+  {
+    std::vector<std::string> w;
+    auto log = Log::Open(o, &w);
+    for (uint64_t s = 1; s <= 10; s += 2) AppendRange(log->get(), s, s + 1);
+    ASSERT_TRUE((*log)->RemoveAll().ok());
+    EXPECT_EQ((*log)->last_sequence(), 0u);
+    AppendRange(log->get(), 51, 53);  // LevelDB had applied through 50
+  }
+  std::vector<std::string> w;
+  auto log = Log::Open(o, &w);
+  ASSERT_TRUE(log.ok()) << log.status().ToString();
+  EXPECT_EQ((*log)->first_sequence(), 51u);
+  EXPECT_EQ((*log)->last_sequence(), 53u);
+}
+
+}  // namespace
+}  // namespace levee::wal

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs what is missing (Debian packages) and builds levee into build/.
+#   BUILD_TYPE=Debug scripts/build.sh     SANITIZE=address,undefined scripts/build.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+build_dir=${BUILD_DIR:-build}
+cmake -S . -B "$build_dir" -G Ninja \
+  -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
+  -DLEVEE_SANITIZE="${SANITIZE:-}" >/dev/null
+cmake --build "$build_dir" --parallel "$(nproc)"

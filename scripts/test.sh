@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests (ctest) then black-box tests of the real
+# binary with real clients (pytest under Debian's Python, which has
+# python3-redis and python3-hiredis).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+echo "== unit tests (ctest)"
+ctest --test-dir build --output-on-failure --parallel "$(nproc)"
+echo "== integration tests (pytest)"
+cd tests/integration
+exec /usr/bin/python3 -m pytest -q -p no:cacheprovider "$@"
