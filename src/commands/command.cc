@@ -19,7 +19,7 @@ const Spec* CommandTable::Find(std::string_view name) const {
   char buf[32];
   if (name.size() >= sizeof(buf)) return nullptr;
   for (size_t i = 0; i < name.size(); i++) buf[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(name[i])));
-  auto it = specs_.find(std::string(buf, name.size()));
+  auto it = specs_.find(std::string_view(buf, name.size()));
   return it == specs_.end() ? nullptr : &it->second;
 }
 

@@ -67,10 +67,10 @@ class CommandTable {
   void Add(Spec spec);
   // Case-insensitive; nullptr when unknown.
   const Spec* Find(std::string_view name) const;
-  const std::map<std::string, Spec>& all() const { return specs_; }
+  const std::map<std::string, Spec, std::less<>>& all() const { return specs_; }
 
  private:
-  std::map<std::string, Spec> specs_;
+  std::map<std::string, Spec, std::less<>> specs_;
 };
 
 // Per-connection state. The owning io thread changes it; other threads (CLIENT
@@ -90,7 +90,7 @@ struct ClientState {
 
   mutable std::mutex mu;
   std::string name;     // guarded by mu
-  std::string last_cmd; // guarded by mu
+  std::atomic<const Spec*> last_cmd{nullptr};  // for CLIENT LIST; specs live as long as the table
 
   // MULTI state (io thread, or the writer while it runs EXEC).
   bool in_multi = false;

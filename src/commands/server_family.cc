@@ -261,12 +261,13 @@ void Config(CommandContext& ctx, std::vector<std::string>& a) {
 }
 
 std::string ClientLine(const ClientState& c, int64_t now_ms) {
-  std::string name, cmd;
+  std::string name;
   {
     std::lock_guard<std::mutex> l(c.mu);
     name = c.name;
-    cmd = c.last_cmd.empty() ? "NULL" : c.last_cmd;
   }
+  const Spec* last = c.last_cmd.load(std::memory_order_relaxed);
+  std::string cmd = last ? last->name : "NULL";
   size_t qbuf = c.qbuf, omem = c.omem;
   return "id=" + std::to_string(c.id) + " addr=" + c.addr + " laddr=" + c.laddr + " fd=-1 name=" + name +
          " age=" + std::to_string((now_ms - c.created_ms) / 1000) +

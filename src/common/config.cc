@@ -26,7 +26,7 @@ std::vector<Config::Entry> MakeTable() {
       {"io-threads", T::kInt, "0", 0, 256, {}, false, "network threads (0: one per core)"},
       {"maxclients", T::kInt, "10000", 1, 1000000, {}, true, "most client connections at once"},
       {"block-cache-mb", T::kInt, "128", 1, 1 << 20, {}, false, "LevelDB block cache size in MiB"},
-      {"write-buffer-mb", T::kInt, "64", 1, 4096, {}, false, "LevelDB memtable size in MiB"},
+      {"write-buffer-mb", T::kInt, "16", 1, 4096, {}, false, "LevelDB memtable size in MiB"},
       {"log-format", T::kEnum, "json", 0, 0, {"json", "text"}, false,
        "json: one Cloud Logging object per line; text: for people at a terminal"},
       {"log-level", T::kEnum, "info", 0, 0, {"debug", "info", "warning", "error"}, true, "least severe level logged"},

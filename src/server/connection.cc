@@ -178,10 +178,7 @@ bool Connection::Dispatch(std::vector<std::string>& args) {
 void Connection::RunInline(std::vector<std::string>& args) {
   const commands::Spec* spec = server_->table().Find(args[0]);
   resp::ReplyBuilder rb(&out_, state_->protocol);
-  {
-    std::lock_guard<std::mutex> l(state_->mu);
-    state_->last_cmd = spec ? spec->name : "unknown";
-  }
+  if (spec) state_->last_cmd.store(spec, std::memory_order_relaxed);
   if (spec == nullptr) {
     std::string msg = "ERR unknown command '" + args[0].substr(0, 128) + "', with args beginning with: ";
     for (size_t i = 1; i < args.size() && i < 8; i++) msg += "'" + args[i].substr(0, 128) + "' ";
@@ -206,10 +203,7 @@ void Connection::SubmitPending() {
   if (!pending_) return;
   auto job = std::move(pending_);
   waiting_ = true;
-  {
-    std::lock_guard<std::mutex> l(state_->mu);
-    state_->last_cmd = commands::ToLower(job->commands.back()[0]);
-  }
+  state_->last_cmd.store(server_->table().Find(job->commands.back()[0]), std::memory_order_relaxed);
   // A strong reference: the job may be the only thing keeping this
   // connection alive (no read outstanding after a protocol error), and its
   // replies must still be delivered.

@@ -58,7 +58,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   o.filter_policy = e->filter_.get();
   o.write_buffer_size = options.write_buffer_bytes;
   o.max_open_files = options.max_open_files;
-  o.max_file_size = 64ull << 20;
+  // LevelDB's default. Level 1 holds only 10 MiB (fixed in LevelDB), so
+  // larger table files make every level-1 compaction rewrite far more.
+  o.max_file_size = 2ull << 20;
   leveldb::DB* db = nullptr;
   leveldb::Status s = leveldb::DB::Open(o, options.path, &db);
   if (!s.ok()) {

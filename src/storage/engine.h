@@ -30,7 +30,7 @@ namespace levee::storage {
 struct EngineOptions {
   std::string path;  // LevelDB directory
   size_t block_cache_bytes = 128ull << 20;
-  size_t write_buffer_bytes = 64ull << 20;
+  size_t write_buffer_bytes = 16ull << 20;
   int max_open_files = 1000;
   bool create_if_missing = true;
 };

@@ -86,8 +86,12 @@ def test_info_client_list_and_config_as_tools_read_them(server):
     assert info["redis_version"] == "7.0.0"
     assert info["connected_clients"] >= 1
     assert "applied_sequence" in r.info("levee")
+    other = server.client()
+    other.client_setname("other")
+    other.incr("counted")
     clients = r.client_list()
-    assert any(c["name"] == "tester" for c in clients)
+    assert any(c["name"] == "tester" and c["cmd"] == "client" for c in clients), clients
+    assert any(c["name"] == "other" and c["cmd"] == "incr" for c in clients), clients
     assert r.config_get("maxclients") == {"maxclients": "10000"}
     assert r.config_set("maxclients", 500)
     assert r.config_get("maxclients") == {"maxclients": "500"}
