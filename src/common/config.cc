@@ -27,6 +27,8 @@ std::vector<Config::Entry> MakeTable() {
       {"maxclients", T::kInt, "10000", 1, 1000000, {}, true, "most client connections at once"},
       {"block-cache-mb", T::kInt, "128", 1, 1 << 20, {}, false, "LevelDB block cache size in MiB"},
       {"write-buffer-mb", T::kInt, "16", 1, 4096, {}, false, "LevelDB memtable size in MiB"},
+      {"max-open-files", T::kInt, "10000", 64, 1000000, {}, false,
+       "LevelDB table files kept open (each needs a file descriptor; levee raises its limit to fit)"},
       {"log-format", T::kEnum, "json", 0, 0, {"json", "text"}, false,
        "json: one Cloud Logging object per line; text: for people at a terminal"},
       {"log-level", T::kEnum, "info", 0, 0, {"debug", "info", "warning", "error"}, true, "least severe level logged"},

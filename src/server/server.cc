@@ -49,6 +49,23 @@ std::string Human(uint64_t bytes) {
 
 constexpr size_t kMaxCursors = 100000;
 
+// Table files and client sockets both need descriptors; the common default
+// soft limit (1024) is far too low for either. Raise it toward what the
+// settings need, as far as the hard limit allows, and say so if it can't.
+void RaiseFileLimit(uint64_t wanted) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= wanted) return;
+  rlim_t target = std::min<rlim_t>(wanted, rl.rlim_max);
+  rlim_t before = rl.rlim_cur;
+  rl.rlim_cur = target;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) target = before;
+  if (target < wanted) {
+    logging::Warn("server", "file descriptor limit is below what max-open-files + maxclients need; "
+                            "raise the hard limit (ulimit -Hn, or the container's nofile) or lower those settings",
+                  {{"limit", static_cast<uint64_t>(target)}, {"wanted", wanted}});
+  }
+}
+
 }  // namespace
 
 Server::Server(Config* config) : config_(config) { commands::RegisterAllCommands(&table_); }
@@ -89,6 +106,8 @@ Status Server::Start() {
   eo.path = (fs::path(data_dir_) / "db").string();
   eo.block_cache_bytes = static_cast<size_t>(config_->GetInt("block-cache-mb")) << 20;
   eo.write_buffer_bytes = static_cast<size_t>(config_->GetInt("write-buffer-mb")) << 20;
+  eo.max_open_files = static_cast<int>(config_->GetInt("max-open-files"));
+  RaiseFileLimit(static_cast<uint64_t>(eo.max_open_files) + config_->GetInt("maxclients") + 128);
   auto engine = storage::Engine::Open(eo);
   if (!engine.ok()) return engine.status();
   engine_ = std::move(engine.value());

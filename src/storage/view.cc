@@ -10,23 +10,6 @@ Status EngineView::Get(std::string_view key, StoredValue* value, bool* found) {
   return engine_->Get(key, value, found);
 }
 
-Status EngineView::Scan(std::string_view start,
-                        const std::function<bool(std::string_view, const StoredValue&)>& fn) {
-  auto it = engine_->NewIterator();
-  StoredValue v;
-  for (it->Seek(DataKey(start)); it->Valid(); it->Next()) {
-    leveldb::Slice k = it->key();
-    if (k.empty() || k[0] != kDataPrefix) break;
-    leveldb::Slice raw = it->value();
-    if (!DecodeValue(std::string_view(raw.data(), raw.size()), &v)) {
-      return Status::Corruption("undecodable value stored for a key");
-    }
-    if (!fn(std::string_view(k.data() + 1, k.size() - 1), v)) break;
-  }
-  if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
-  return Status::OK();
-}
-
 void SeekDataReverse(leveldb::Iterator* it, std::string_view start) {
   std::string k = start.empty() ? std::string(1, kDataPrefix + 1) : DataKey(start);
   it->Seek(k);
@@ -39,18 +22,27 @@ void SeekDataReverse(leveldb::Iterator* it, std::string_view start) {
   while (it->Valid() && it->key().size() > 0 && it->key()[0] > kDataPrefix) it->Prev();
 }
 
-Status EngineView::ScanReverse(std::string_view start,
-                               const std::function<bool(std::string_view, const StoredValue&)>& fn) {
+Status DecodeStored(const leveldb::Slice& raw, StoredValue* v) {
+  if (!DecodeValue(std::string_view(raw.data(), raw.size()), v)) {
+    return Status::Corruption("undecodable value stored for a key");
+  }
+  return Status::OK();
+}
+
+void SeekData(leveldb::Iterator* it, std::string_view start, bool reverse) {
+  if (reverse) SeekDataReverse(it, start);
+  else it->Seek(DataKey(start));
+}
+
+Status EngineView::Walk(std::string_view start, bool reverse,
+                        const std::function<bool(std::string_view, const StoredValue&)>& fn) {
   auto it = engine_->NewIterator();
-  SeekDataReverse(it.get(), start);
+  SeekData(it.get(), start, reverse);
   StoredValue v;
-  for (; it->Valid(); it->Prev()) {
+  for (; it->Valid(); reverse ? it->Prev() : it->Next()) {
     leveldb::Slice k = it->key();
     if (k.empty() || k[0] != kDataPrefix) break;
-    leveldb::Slice raw = it->value();
-    if (!DecodeValue(std::string_view(raw.data(), raw.size()), &v)) {
-      return Status::Corruption("undecodable value stored for a key");
-    }
+    LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
     if (!fn(std::string_view(k.data() + 1, k.size() - 1), v)) break;
   }
   if (!it->status().ok()) return FromLevelDB(it->status(), "scan");

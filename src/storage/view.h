@@ -12,6 +12,7 @@
 
 namespace leveldb {
 class Iterator;
+class Slice;
 }
 
 namespace levee::storage {
@@ -21,6 +22,10 @@ class Engine;
 // Positions it at the last data key <= start (the last data key of all when
 // start is empty); leaves it invalid or off the data prefix when none is.
 void SeekDataReverse(leveldb::Iterator* it, std::string_view start);
+// Positions it at the first data key of a walk from start in either direction.
+void SeekData(leveldb::Iterator* it, std::string_view start, bool reverse);
+// Decodes a stored value read from LevelDB; Corruption if it can't be.
+Status DecodeStored(const leveldb::Slice& raw, StoredValue* v);
 
 class DataView {
  public:
@@ -44,12 +49,18 @@ class EngineView final : public DataView {
   explicit EngineView(Engine* engine) : engine_(engine) {}
   Status Get(std::string_view key, StoredValue* value, bool* found) override;
   Status Scan(std::string_view start,
-              const std::function<bool(std::string_view, const StoredValue&)>& fn) override;
+              const std::function<bool(std::string_view, const StoredValue&)>& fn) override {
+    return Walk(start, false, fn);
+  }
   Status ScanReverse(std::string_view start,
-                     const std::function<bool(std::string_view, const StoredValue&)>& fn) override;
+                     const std::function<bool(std::string_view, const StoredValue&)>& fn) override {
+    return Walk(start, true, fn);
+  }
   uint64_t KeyCount() override;
 
  private:
+  Status Walk(std::string_view start, bool reverse,
+              const std::function<bool(std::string_view, const StoredValue&)>& fn);
   Engine* engine_;
 };
 

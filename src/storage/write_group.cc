@@ -22,67 +22,35 @@ Status WriteGroup::Get(std::string_view key, StoredValue* value, bool* found) {
   return engine_->Get(key, value, found);
 }
 
-Status WriteGroup::Scan(std::string_view start,
+Status WriteGroup::Walk(std::string_view start, bool reverse,
                         const std::function<bool(std::string_view, const StoredValue&)>& fn) {
-  // Merge LevelDB's data keys with the overlay; the overlay wins on ties.
+  // Merge LevelDB's data keys with the overlay, in walk order; the overlay
+  // wins on equal keys (a nullopt there hides LevelDB's entry).
   auto it = engine_->NewIterator();
-  if (!flushed_) it->Seek(DataKey(start));
-  auto ov = overlay_.lower_bound(start);
+  if (!flushed_) SeekData(it.get(), start, reverse);
+  auto fwd = overlay_.lower_bound(start);                                     // next entry, forward
+  auto rev = start.empty() ? overlay_.end() : overlay_.upper_bound(start);    // one past the next, reverse
+  auto ov_valid = [&] { return reverse ? rev != overlay_.begin() : fwd != overlay_.end(); };
   StoredValue v;
   while (true) {
     bool db_valid = !flushed_ && it->Valid() && it->key().size() > 0 && it->key()[0] == kDataPrefix;
     std::string_view db_key = db_valid ? std::string_view(it->key().data() + 1, it->key().size() - 1) : "";
-    bool ov_valid = ov != overlay_.end();
-    if (!db_valid && !ov_valid) break;
-    bool take_overlay = ov_valid && (!db_valid || ov->first <= db_key);
+    if (!db_valid && !ov_valid()) break;
+    auto ov = ov_valid() ? (reverse ? std::prev(rev) : fwd) : overlay_.end();
+    bool take_overlay =
+        ov != overlay_.end() && (!db_valid || (reverse ? ov->first >= db_key : ov->first <= db_key));
     if (take_overlay) {
-      if (db_valid && ov->first == db_key) it->Next();
+      if (db_valid && ov->first == db_key) reverse ? it->Prev() : it->Next();
+      if (reverse) rev = ov;
+      else ++fwd;
       if (ov->second.has_value()) {
         if (!DecodeValue(*ov->second, &v)) return Status::Corruption("undecodable staged value");
         if (!fn(ov->first, v)) break;
       }
-      ++ov;
     } else {
-      leveldb::Slice raw = it->value();
-      if (!DecodeValue(std::string_view(raw.data(), raw.size()), &v)) {
-        return Status::Corruption("undecodable value stored for a key");
-      }
+      LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
       if (!fn(db_key, v)) break;
-      it->Next();
-    }
-  }
-  if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
-  return Status::OK();
-}
-
-Status WriteGroup::ScanReverse(std::string_view start,
-                               const std::function<bool(std::string_view, const StoredValue&)>& fn) {
-  auto it = engine_->NewIterator();
-  if (!flushed_) SeekDataReverse(it.get(), start);
-  // ov points one past the next overlay entry to visit (reverse order).
-  auto ov = start.empty() ? overlay_.end() : overlay_.upper_bound(start);
-  StoredValue v;
-  while (true) {
-    bool db_valid = !flushed_ && it->Valid() && it->key().size() > 0 && it->key()[0] == kDataPrefix;
-    std::string_view db_key = db_valid ? std::string_view(it->key().data() + 1, it->key().size() - 1) : "";
-    bool ov_valid = ov != overlay_.begin();
-    if (!db_valid && !ov_valid) break;
-    auto prev = ov_valid ? std::prev(ov) : ov;
-    bool take_overlay = ov_valid && (!db_valid || prev->first >= db_key);
-    if (take_overlay) {
-      if (db_valid && prev->first == db_key) it->Prev();
-      if (prev->second.has_value()) {
-        if (!DecodeValue(*prev->second, &v)) return Status::Corruption("undecodable staged value");
-        if (!fn(prev->first, v)) break;
-      }
-      ov = prev;
-    } else {
-      leveldb::Slice raw = it->value();
-      if (!DecodeValue(std::string_view(raw.data(), raw.size()), &v)) {
-        return Status::Corruption("undecodable value stored for a key");
-      }
-      if (!fn(db_key, v)) break;
-      it->Prev();
+      reverse ? it->Prev() : it->Next();
     }
   }
   if (!it->status().ok()) return FromLevelDB(it->status(), "scan");

@@ -29,9 +29,13 @@ class WriteGroup final : public DataView {
 
   Status Get(std::string_view key, StoredValue* value, bool* found) override;
   Status Scan(std::string_view start,
-              const std::function<bool(std::string_view, const StoredValue&)>& fn) override;
+              const std::function<bool(std::string_view, const StoredValue&)>& fn) override {
+    return Walk(start, false, fn);
+  }
   Status ScanReverse(std::string_view start,
-                     const std::function<bool(std::string_view, const StoredValue&)>& fn) override;
+                     const std::function<bool(std::string_view, const StoredValue&)>& fn) override {
+    return Walk(start, true, fn);
+  }
   uint64_t KeyCount() override;
   uint64_t ExpiresCount();
 
@@ -54,6 +58,8 @@ class WriteGroup final : public DataView {
   void Reset();
 
  private:
+  Status Walk(std::string_view start, bool reverse,
+              const std::function<bool(std::string_view, const StoredValue&)>& fn);
   Status StagePut(std::string_view key, std::string encoded, int64_t expire_at_ms);
 
   Engine* engine_;
