@@ -12,6 +12,8 @@ namespace levee::commands {
 
 void CommandTable::Add(Spec spec) {
   std::string key = spec.name;
+  auto existing = specs_.find(key);
+  spec.id = existing != specs_.end() ? existing->second.id : specs_.size();
   specs_.insert_or_assign(std::move(key), std::move(spec));
 }
 
@@ -227,6 +229,7 @@ void RegisterAllCommands(CommandTable* t) {
   RegisterKeyFamily(t);
   RegisterServerFamily(t);
   RegisterTransactionFamily(t);
+  RegisterObserveFamily(t);
 }
 
 }  // namespace levee::commands

@@ -24,6 +24,10 @@
 
 namespace levee {
 class Config;
+namespace observe {
+class CommandStats;
+class SlowLog;
+}  // namespace observe
 namespace storage {
 class Engine;
 class WriteGroup;
@@ -57,6 +61,7 @@ struct Spec {
   std::string group;    // for COMMAND DOCS: "string", "generic", "server", ...
   std::string summary;
   Handler handler;
+  size_t id = 0;  // dense index, set by CommandTable::Add (for per-command statistics)
   bool ArityOk(size_t argc) const {
     return arity > 0 ? argc == static_cast<size_t>(arity) : argc >= static_cast<size_t>(-arity);
   }
@@ -144,6 +149,8 @@ class Services {
   virtual bool RequiresPassword() = 0;
   virtual bool CheckPassword(std::string_view password) = 0;
   virtual std::atomic<uint64_t>& expired_keys() = 0;
+  virtual observe::CommandStats& command_stats() = 0;
+  virtual observe::SlowLog& slowlog() = 0;
 };
 
 struct CommandContext {
@@ -186,6 +193,7 @@ void RegisterStringFamily(CommandTable* t);
 void RegisterKeyFamily(CommandTable* t);
 void RegisterServerFamily(CommandTable* t);
 void RegisterTransactionFamily(CommandTable* t);
+void RegisterObserveFamily(CommandTable* t);
 void RegisterAllCommands(CommandTable* t);
 
 }  // namespace levee::commands

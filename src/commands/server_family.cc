@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "commands/command.h"
 #include "common/coding.h"
@@ -425,7 +426,13 @@ void Debug(CommandContext& ctx, std::vector<std::string>& a) {
     }
     return;
   }
-  ctx.reply.Error("ERR unknown subcommand '" + a[1] + "'. levee's DEBUG knows DIGEST and DIGEST-VALUE.");
+  if (sub == "sleep" && a.size() == 3) {
+    double secs;
+    if (!ParseDouble(a[2], &secs) || secs < 0 || secs > 3600) return ctx.reply.Error(kErrNotFloat);
+    std::this_thread::sleep_for(std::chrono::duration<double>(secs));  // blocking is the point
+    return ctx.reply.Ok();
+  }
+  ctx.reply.Error("ERR unknown subcommand '" + a[1] + "'. levee's DEBUG knows DIGEST, DIGEST-VALUE and SLEEP.");
 }
 
 }  // namespace
@@ -446,7 +453,9 @@ void RegisterServerFamily(CommandTable* t) {
   add("info", -1, 0, "server", "Returns information and statistics about the server.", Info);
   add("command", -1, 0, "server", "Returns information about commands.", Command);
   add("config", -2, A, "server", "Reads and changes settings at run time.", Config);
-  add("debug", -2, A, "server", "Debugging commands (DIGEST, DIGEST-VALUE).", Debug);
+  // On the writer thread, as Redis runs DEBUG on its main thread: DIGEST sees
+  // a state between groups, and SLEEP stalls writes (liveness tests).
+  add("debug", -2, A | kOnWriter, "server", "Debugging commands (DIGEST, DIGEST-VALUE, SLEEP).", Debug);
 }
 
 }  // namespace levee::commands

@@ -93,7 +93,7 @@ void Set(CommandContext& ctx, std::vector<std::string>& a) {
   bool apply = !(nx && found) && !(xx && !found);
   if (apply) {
     StoredValue v;
-    v.payload = std::move(a[2]);
+    v.payload = a[2];
     v.expire_at_ms = keepttl && found ? old.expire_at_ms : expire_at;
     if (!Store(ctx, a[1], v)) return;
   }
@@ -117,7 +117,7 @@ void SetNx(CommandContext& ctx, std::vector<std::string>& a) {
     return;
   }
   StoredValue v;
-  v.payload = std::move(a[2]);
+  v.payload = a[2];
   if (Store(ctx, a[1], v)) ctx.reply.Integer(1);
 }
 
@@ -127,7 +127,7 @@ void SetEx(CommandContext& ctx, std::vector<std::string>& a, bool millis) {
   if (!ParseExpiry(ctx, millis ? "psetex" : "setex", millis ? "px" : "ex", a[2], &at)) return;
   if (!ctx.Writer()) return;
   StoredValue v;
-  v.payload = std::move(a[3]);
+  v.payload = a[3];
   v.expire_at_ms = at;
   if (Store(ctx, a[1], v)) ctx.reply.Ok();
 }
@@ -138,7 +138,7 @@ void GetSet(CommandContext& ctx, std::vector<std::string>& a) {
   bool found;
   if (!ReadString(ctx, a[1], &old, &found)) return;
   StoredValue v;
-  v.payload = std::move(a[2]);
+  v.payload = a[2];
   if (!Store(ctx, a[1], v)) return;
   if (found) ctx.reply.Bulk(old.payload);
   else ctx.reply.Null();
@@ -233,7 +233,7 @@ void MSet(CommandContext& ctx, std::vector<std::string>& a, bool nx) {
   }
   for (size_t i = 1; i < a.size(); i += 2) {
     StoredValue v;
-    v.payload = std::move(a[i + 1]);
+    v.payload = a[i + 1];
     if (!Store(ctx, a[i], v)) return;
   }
   if (nx) ctx.reply.Integer(1);

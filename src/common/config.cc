@@ -45,6 +45,11 @@ std::vector<Config::Entry> MakeTable() {
        "writes are refused while the data directory's file system has less free space than this"},
       {"expire-keys-per-cycle", T::kInt, "500", 1, 1000000, {}, true,
        "most expired keys the background expirer deletes per 100 ms cycle"},
+      {"slowlog-log-slower-than", T::kInt, "10000", -1, INT64_C(1) << 40, {}, true,
+       "commands taking at least this many microseconds go to the slow log (0: all, -1: none)"},
+      {"slowlog-max-len", T::kInt, "128", 0, 1000000, {}, true, "entries kept in the slow log"},
+      {"liveness-timeout-ms", T::kInt, "5000", 100, 3600000, {}, true,
+       "GET /healthz answers 503 when an io thread or the writer has not answered for this long"},
       {"max-write-group", T::kInt, "4096", 1, 1000000, {}, true, "most commands committed in one group"},
   };
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/logging.h"
+#include "server/instrument.h"
 #include "server/server.h"
 
 namespace levee::server {
@@ -178,23 +179,29 @@ bool Connection::Dispatch(std::vector<std::string>& args) {
 void Connection::RunInline(std::vector<std::string>& args) {
   const commands::Spec* spec = server_->table().Find(args[0]);
   resp::ReplyBuilder rb(&out_, state_->protocol);
+  const size_t before = out_.size();
   if (spec) state_->last_cmd.store(spec, std::memory_order_relaxed);
   if (spec == nullptr) {
     std::string msg = "ERR unknown command '" + args[0].substr(0, 128) + "', with args beginning with: ";
     for (size_t i = 1; i < args.size() && i < 8; i++) msg += "'" + args[i].substr(0, 128) + "' ";
     if (state_->in_multi) state_->multi_error = true;
     rb.Error(msg);
+    RecordRejected(*server_, nullptr, std::string_view(out_).substr(before));
   } else if (!state_->authenticated && !(spec->flags & commands::kNoAuth)) {
     rb.Error(commands::kErrNoAuth);
+    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
   } else if (!spec->ArityOk(args.size())) {
     if (state_->in_multi) state_->multi_error = true;
     rb.Error(commands::WrongArgsError(args[0]));
+    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
   } else if (state_->in_multi && !(spec->flags & commands::kNoQueue)) {
     state_->queued.push_back(std::move(args));
     rb.SimpleString("QUEUED");
   } else {
     commands::CommandContext ctx{state_, *server_, server_->read_view(), nullptr, rb, NowMs()};
+    auto start = std::chrono::steady_clock::now();
     spec->handler(ctx, args);
+    RecordCommand(*server_, *spec, args, *state_, start, std::string_view(out_).substr(before));
     if (state_->authenticated) parser_.set_authenticated(true);
   }
 }

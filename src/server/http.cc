@@ -67,8 +67,30 @@ class HttpServer::Session : public std::enable_shared_from_this<Session> {
     if (method != "GET" && method != "HEAD") {
       return Reply(405, "text/plain", "method not allowed: use GET or HEAD\n", false, "Allow: GET, HEAD\r\n");
     }
-    Response r = owner_->handler_(path);
+    Response r = owner_->handler_(path, Header("accept"));
     Reply(r.status, r.content_type, r.body, method == "HEAD");
+  }
+
+  // The value of a request header (name in lower case), or "".
+  std::string Header(const std::string& name) const {
+    size_t pos = head_.find('\n');
+    while (pos != std::string::npos && pos + 1 < head_.size()) {
+      size_t end = head_.find('\n', pos + 1);
+      std::string line = head_.substr(pos + 1, end == std::string::npos ? std::string::npos : end - pos - 1);
+      size_t colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string key = line.substr(0, colon);
+        for (char& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        if (key == name) {
+          std::string v = line.substr(colon + 1);
+          while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
+          while (!v.empty() && (v.back() == '\r' || v.back() == ' ')) v.pop_back();
+          return v;
+        }
+      }
+      pos = end;
+    }
+    return "";
   }
 
   void Reply(int status, const std::string& type, const std::string& body, bool head_only,

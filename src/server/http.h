@@ -24,8 +24,9 @@ class HttpServer {
     std::string content_type = "text/plain; charset=utf-8";
     std::string body;
   };
-  // Answers a GET/HEAD for path; called on the io thread.
-  using Handler = std::function<Response(const std::string& path)>;
+  // Answers a GET/HEAD for path, given the request's Accept header (empty
+  // if none); called on the io thread.
+  using Handler = std::function<Response(const std::string& path, const std::string& accept)>;
 
   HttpServer(asio::io_context* io, Handler handler) : io_(io), handler_(std::move(handler)) {}
   Status Listen(const std::string& bind, uint16_t port);

@@ -19,7 +19,10 @@
 #include "commands/command.h"
 #include "common/config.h"
 #include "common/status.h"
+#include "observe/command_stats.h"
+#include "observe/metrics.h"
 #include "resp/parser.h"
+#include "server/http.h"
 #include "server/writer.h"
 #include "storage/engine.h"
 #include "storage/view.h"
@@ -28,7 +31,6 @@
 namespace levee::server {
 
 class Connection;
-class HttpServer;
 
 struct ServerStats {
   std::atomic<uint64_t> connections_received{0};
@@ -77,6 +79,10 @@ class Server final : public commands::Services {
   bool RequiresPassword() override { return !password_.empty(); }
   bool CheckPassword(std::string_view password) override;
   std::atomic<uint64_t>& expired_keys() override { return stats_.expired_keys; }
+  observe::CommandStats& command_stats() override { return *command_stats_; }
+  observe::SlowLog& slowlog() override { return slowlog_; }
+  // Where modules register their metric families (replication, backup...).
+  observe::Registry& metrics() { return registry_; }
 
   // For connections.
   Writer& writer() { return *writer_; }
@@ -97,6 +103,10 @@ class Server final : public commands::Services {
   void Accept();
   std::string InfoSection(const std::string& name);
   void WireConfigCallbacks();
+  Status StartHttpAndThreads();
+  Status OpenData();
+  void RegisterMetrics();  // metrics_families.cc
+  HttpServer::Response HandleHttp(const std::string& path, const std::string& accept);
 
   Config* config_;
   commands::CommandTable table_;
@@ -112,6 +122,12 @@ class Server final : public commands::Services {
   std::atomic<size_t> connected_{0};
   std::atomic<uint64_t> last_client_id_{0};
   std::atomic<bool> ready_{false};
+  // Set once engine_, log_ and writer_ exist; HTTP threads read them only then.
+  std::atomic<bool> data_open_{false};
+  std::atomic<int64_t> liveness_timeout_ms_{5000};
+  observe::Registry registry_;
+  std::unique_ptr<observe::CommandStats> command_stats_;
+  observe::SlowLog slowlog_;
   std::string run_id_;
   int64_t start_ms_ = 0;
   std::string data_dir_;
@@ -124,6 +140,7 @@ class Server final : public commands::Services {
   std::vector<std::thread> threads_;
   std::vector<std::unique_ptr<std::atomic<int64_t>>> heartbeats_;
   std::vector<std::unique_ptr<asio::steady_timer>> heartbeat_timers_;
+  std::vector<std::shared_ptr<std::function<void(const asio::error_code&)>>> heartbeat_ticks_;
   std::unique_ptr<asio::ip::tcp::acceptor> acceptor_;
   size_t next_context_ = 0;
   std::unique_ptr<HttpServer> http_;

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "common/logging.h"
+#include "server/instrument.h"
 #include "storage/engine.h"
 #include "storage/write_group.h"
 #include "wal/log.h"
@@ -176,9 +177,7 @@ void Writer::RunSyncer() {
       continue;
     }
     stats_.fsyncs++;
-    stats_.fsync_micros_total += std::chrono::duration_cast<std::chrono::microseconds>(
-                                     std::chrono::steady_clock::now() - t0)
-                                     .count();
+    stats_.fsync_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 }
 
@@ -237,7 +236,10 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
         rec.mutations.clear();
         group.set_recording(&rec.mutations);
         commands::CommandContext ctx{job->client, *services_, group, &group, rb, now};
+        const size_t before = job->reply.size();
+        auto start = std::chrono::steady_clock::now();
         spec->handler(ctx, args);
+        RecordCommand(*services_, *spec, args, *job->client, start, std::string_view(job->reply).substr(before));
         group.set_recording(nullptr);
         stats_.commands++;
         if (rec.mutations.empty()) continue;
@@ -257,15 +259,18 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
     }
   }
 
+  size_t group_commands = 0;
+  for (const auto& job : jobs) group_commands += job->commands.size();
+  stats_.group_commands.Observe(static_cast<double>(group_commands));
   if (!framed.empty()) {
+    auto commit_start = std::chrono::steady_clock::now();
     const uint64_t last_seq = next_sequence_ - 1;
     Status st = log_->Append(framed, first_seq, last_seq);
     if (st.ok() && fsync_.load() == FsyncPolicy::kAlways) {
       auto t0 = std::chrono::steady_clock::now();
       st = log_->Sync();
       stats_.fsyncs++;
-      stats_.fsync_micros_total +=
-          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+      stats_.fsync_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (!st.ok()) {
         SetFailure("fsync of the write-ahead log failed (" + st.message() +
                    "); writes are refused until levee restarts. Writes answered with this error may or may not "
@@ -287,6 +292,8 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
     } else {
       stats_.log_bytes += framed.size();
       st = group.Commit(last_seq, false);
+      stats_.commit_seconds.Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_start).count());
       if (!st.ok()) {
         SetFailure("LevelDB write failed after the write was logged (" + st.message() +
                    "): it may or may not have been applied; writes are refused until levee restarts, which "

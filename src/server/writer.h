@@ -27,6 +27,7 @@
 
 #include "commands/command.h"
 #include "common/status.h"
+#include "observe/metrics.h"
 
 namespace levee::storage {
 class Engine;
@@ -50,12 +51,14 @@ struct WriteJob {
 };
 
 struct WriterStats {
+  observe::Histogram group_commands{{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096}};
+  observe::Histogram commit_seconds{observe::LatencyBounds()};  // log append + fsync + LevelDB write
+  observe::Histogram fsync_seconds{observe::LatencyBounds()};
   std::atomic<uint64_t> groups{0};
   std::atomic<uint64_t> commands{0};
   std::atomic<uint64_t> records{0};
   std::atomic<uint64_t> log_bytes{0};
   std::atomic<uint64_t> fsyncs{0};
-  std::atomic<uint64_t> fsync_micros_total{0};
   std::atomic<uint64_t> write_errors{0};
   std::atomic<uint64_t> expired_keys{0};
   std::atomic<int64_t> last_group_ms{0};  // wall time the last loop iteration finished

@@ -5,10 +5,12 @@
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
 #include "common/coding.h"
+#include "storage/counting_cache.h"
 #include "storage/leveldb_logger.h"
 
 namespace levee::storage {
@@ -49,7 +51,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   auto* logger = new RecentLogger((std::filesystem::path(options.path) / "LOG").string());
   e->info_log_.reset(logger);
   e->filter_.reset(leveldb::NewBloomFilterPolicy(10));
-  e->cache_.reset(leveldb::NewLRUCache(options.block_cache_bytes));
+  e->cache_ = std::make_unique<CountingCache>(options.block_cache_bytes);
   leveldb::Options o;
   o.create_if_missing = options.create_if_missing;
   o.paranoid_checks = true;
@@ -151,11 +153,19 @@ uint64_t Engine::ApproximateSize() const {
   return size;
 }
 
+uint64_t Engine::block_cache_hits() const { return cache_->hits(); }
+uint64_t Engine::block_cache_misses() const { return cache_->misses(); }
+uint64_t Engine::block_cache_bytes() const { return cache_->TotalCharge(); }
+
 Status Engine::Write(leveldb::WriteBatch* batch, const AppliedMeta& meta, bool sync) {
   batch->Put(MetaKey(kAppliedMetaName), EncodeAppliedMeta(meta));
   leveldb::WriteOptions wo;
   wo.sync = sync;
+  auto t0 = std::chrono::steady_clock::now();
   leveldb::Status s = db_->Write(wo, batch);
+  if (!sync && std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(1)) {
+    write_stalls_.fetch_add(1, std::memory_order_relaxed);
+  }
   if (!s.ok()) return FromLevelDB(s, "write to LevelDB");
   key_count_.store(meta.key_count, std::memory_order_release);
   expires_count_.store(meta.expires_count, std::memory_order_release);

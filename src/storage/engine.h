@@ -59,6 +59,12 @@ class Engine {
   std::string Property(std::string_view name) const;
   // Sum of approximate on-disk sizes of all key ranges.
   uint64_t ApproximateSize() const;
+  uint64_t block_cache_hits() const;
+  uint64_t block_cache_misses() const;
+  uint64_t block_cache_bytes() const;
+  // LevelDB writes that took 1 ms or more: LevelDB delays a write by 1 ms
+  // when level 0 has too many files, and blocks it when compaction is far behind.
+  uint64_t write_stalls() const { return write_stalls_.load(std::memory_order_relaxed); }
 
   // Writer thread only: writes batch plus the meta record atomically.
   Status Write(leveldb::WriteBatch* batch, const AppliedMeta& meta, bool sync);
@@ -69,11 +75,12 @@ class Engine {
   Engine() = default;
   std::unique_ptr<leveldb::Logger> info_log_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
-  std::unique_ptr<leveldb::Cache> cache_;
+  std::unique_ptr<class CountingCache> cache_;
   std::unique_ptr<leveldb::DB> db_;
   std::atomic<uint64_t> applied_{0};
   std::atomic<uint64_t> key_count_{0};
   std::atomic<uint64_t> expires_count_{0};
+  std::atomic<uint64_t> write_stalls_{0};
 };
 
 // Converts a LevelDB status to ours, naming what was being done.

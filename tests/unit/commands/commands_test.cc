@@ -5,6 +5,7 @@
 #include "../test_util.h"
 #include "commands/command.h"
 #include "common/config.h"
+#include "observe/command_stats.h"
 #include "storage/engine.h"
 #include "storage/write_group.h"
 #include "wal/log.h"
@@ -89,6 +90,8 @@ class Harness : public Services {
   bool RequiresPassword() override { return !password.empty(); }
   bool CheckPassword(std::string_view p) override { return p == password; }
   std::atomic<uint64_t>& expired_keys() override { return expired_; }
+  observe::CommandStats& command_stats() override { return stats_; }
+  observe::SlowLog& slowlog() override { return slowlog_; }
 
   int64_t now_ms = 1'700'000'000'000;
   std::string password;
@@ -103,6 +106,8 @@ class Harness : public Services {
   std::unique_ptr<wal::Log> log_;
   std::vector<std::string> cursors_;
   std::atomic<uint64_t> expired_{0};
+  observe::CommandStats stats_{256};
+  observe::SlowLog slowlog_;
   uint64_t seq_ = 0, ids_ = 0;
 };
 
