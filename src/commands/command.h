@@ -148,6 +148,8 @@ class Services {
   // Whether a password is configured, and checking one.
   virtual bool RequiresPassword() = 0;
   virtual bool CheckPassword(std::string_view password) = 0;
+  // Waits (briefly) until the key count includes every applied write.
+  virtual void SettleKeyCount() = 0;
   virtual std::atomic<uint64_t>& expired_keys() = 0;
   virtual observe::CommandStats& command_stats() = 0;
   virtual observe::SlowLog& slowlog() = 0;

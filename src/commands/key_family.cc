@@ -237,6 +237,7 @@ void Scan(CommandContext& ctx, std::vector<std::string>& a) {
 }
 
 void DbSize(CommandContext& ctx, std::vector<std::string>&) {
+  if (ctx.group == nullptr) ctx.services.SettleKeyCount();  // not on the writer: it would wait on itself
   ctx.reply.Integer(static_cast<int64_t>(ctx.view.KeyCount()));
 }
 

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <leveldb/db.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sys/resource.h>
@@ -136,7 +137,10 @@ Status Server::StartHttpAndThreads() {
     heartbeat_ticks_.push_back(tick);
     t->expires_after(std::chrono::milliseconds(0));
     t->async_wait(*tick);
-    threads_.emplace_back([ctx = contexts_[i].get()] { ctx->run(); });
+    threads_.emplace_back([ctx = contexts_[i].get(), i] {
+      pthread_setname_np(pthread_self(), ("levee-io-" + std::to_string(i)).c_str());
+      ctx->run();
+    });
   }
   return Status::OK();
 }
@@ -197,6 +201,17 @@ Status Server::OpenData() {
                                      std::chrono::steady_clock::now() - t0)
                                      .count()}});
   read_view_ = std::make_unique<storage::EngineView>(engine_.get());
+  counter_ = std::make_unique<storage::KeyCounter>(engine_.get());
+  if (engine_->counts_need_recount()) {
+    // levee stopped with key counts not yet resolved: count the data as it
+    // is now in the background; writes meanwhile are counted as usual and
+    // the difference is applied when the scan ends.
+    logging::Warn("storage", "key counts were not settled when levee last stopped; recounting in the background",
+                  {{"applied_sequence", engine_->applied_sequence()}});
+    counter_->EnqueueRecount(engine_->raw()->GetSnapshot(), engine_->applied_sequence(), engine_->key_count(),
+                             engine_->expires_count());
+  }
+  writer_->set_counter(counter_.get());
 
   limits_.max_bulk_len = static_cast<size_t>(config_->GetInt("proto-max-bulk-len"));
   query_limit_ = static_cast<size_t>(config_->GetInt("client-query-buffer-limit"));
@@ -331,6 +346,12 @@ void Server::Shutdown() {
   }
   stop_cv_.notify_all();
   if (data_open_.load()) logging::Info("server", "stopped", {{"applied_sequence", engine_->applied_sequence()}});
+}
+
+void Server::SettleKeyCount() {
+  // Blind writes are counted a moment after they are applied; a client that
+  // asks for DBSIZE right after writing expects them counted.
+  if (counter_) (void)counter_->WaitResolved(engine_->applied_sequence(), 1000);
 }
 
 bool Server::CheckPassword(std::string_view password) {

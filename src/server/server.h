@@ -25,6 +25,7 @@
 #include "server/http.h"
 #include "server/writer.h"
 #include "storage/engine.h"
+#include "storage/key_counter.h"
 #include "storage/view.h"
 #include "wal/log.h"
 
@@ -77,6 +78,7 @@ class Server final : public commands::Services {
   uint64_t SaveCursor(std::string next_key) override;
   bool LoadCursor(uint64_t cursor, std::string* next_key) override;
   bool RequiresPassword() override { return !password_.empty(); }
+  void SettleKeyCount() override;
   bool CheckPassword(std::string_view password) override;
   std::atomic<uint64_t>& expired_keys() override { return stats_.expired_keys; }
   observe::CommandStats& command_stats() override { return *command_stats_; }
@@ -113,6 +115,7 @@ class Server final : public commands::Services {
   commands::ClientRegistry clients_;
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<wal::Log> log_;
+  std::unique_ptr<storage::KeyCounter> counter_;  // before writer_: the writer uses it
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<storage::DataView> read_view_;
   std::string password_;

@@ -3,11 +3,14 @@
 #include <leveldb/db.h>
 #include <sys/statvfs.h>
 
+#include <pthread.h>
+
 #include <chrono>
 
 #include "common/logging.h"
 #include "server/instrument.h"
 #include "storage/engine.h"
+#include "storage/key_counter.h"
 #include "storage/write_group.h"
 #include "wal/log.h"
 
@@ -99,8 +102,14 @@ Status Writer::Recover(uint64_t* replayed) {
 void Writer::Start() {
   last_expire_ms_ = last_trim_ms_ = NowMs();
   stats_.last_group_ms = NowMs();
-  thread_ = std::thread([this] { Run(); });
-  syncer_ = std::thread([this] { RunSyncer(); });
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "levee-writer");  // visible in top -H, perf, gdb
+    Run();
+  });
+  syncer_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "levee-syncer");
+    RunSyncer();
+  });
 }
 
 void Writer::Stop() {
@@ -118,6 +127,15 @@ void Writer::Stop() {
   sync_cv_.notify_all();
   if (syncer_.joinable()) syncer_.join();
   if (log_->has_unsynced()) (void)log_->Sync();
+  // Let the counter finish, then record exact counts durably: a clean stop
+  // needs no recount at the next start.
+  if (counter_ != nullptr) {
+    counter_->Stop();
+    storage::WriteGroup final_meta(engine_);
+    Status st = final_meta.Commit(engine_->applied_sequence(), /*sync=*/true);
+    if (!st.ok()) logging::Warn("writer", "could not record the final key counts", {{"error", st.ToString()}});
+    counter_ = nullptr;
+  }
 }
 
 void Writer::Submit(std::unique_ptr<WriteJob> job) {
@@ -221,7 +239,7 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
 
   std::string framed;
   const uint64_t first_seq = next_sequence_;
-  storage::WriteGroup group(engine_);
+  storage::WriteGroup group(engine_, counter_);
   std::string disk_why;
   if (!failure.empty()) {
     FailJobs(jobs, failure);

@@ -31,6 +31,7 @@
 
 namespace levee::storage {
 class Engine;
+class KeyCounter;
 }
 namespace levee::wal {
 class Log;
@@ -87,6 +88,8 @@ class Writer {
   void Stop();
   void Submit(std::unique_ptr<WriteJob> job);
 
+  // Blind writes are counted by this counter (set before Start).
+  void set_counter(storage::KeyCounter* c) { counter_ = c; }
   void set_fsync(FsyncPolicy p) { fsync_.store(p, std::memory_order_release); }
   void set_max_group(size_t n) { max_group_.store(n); }
   void set_expire_keys_per_cycle(size_t n) { expire_per_cycle_.store(n); }
@@ -109,6 +112,7 @@ class Writer {
   void SetFailure(const std::string& f);
 
   storage::Engine* engine_;
+  storage::KeyCounter* counter_ = nullptr;
   wal::Log* log_;
   commands::Services* services_;
   const std::string data_dir_;

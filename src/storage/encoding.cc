@@ -64,11 +64,13 @@ std::string EncodeAppliedMeta(const AppliedMeta& m) {
   PutFixed64(&s, m.sequence);
   PutFixed64(&s, m.key_count);
   PutFixed64(&s, m.expires_count);
+  PutFixed64(&s, m.counted_through);
   return s;
 }
 
 bool DecodeAppliedMeta(std::string_view in, AppliedMeta* m) {
-  return GetFixed64(&in, &m->sequence) && GetFixed64(&in, &m->key_count) && GetFixed64(&in, &m->expires_count);
+  return GetFixed64(&in, &m->sequence) && GetFixed64(&in, &m->key_count) && GetFixed64(&in, &m->expires_count) &&
+         GetFixed64(&in, &m->counted_through);
 }
 
 }  // namespace levee::storage

@@ -48,6 +48,9 @@ struct AppliedMeta {
   uint64_t sequence = 0;
   uint64_t key_count = 0;
   uint64_t expires_count = 0;  // keys that carry an expiry
+  // Every group up to this sequence has its counts fully resolved (see
+  // KeyCounter); below `sequence` after a crash means: recount.
+  uint64_t counted_through = 0;
 };
 inline constexpr std::string_view kAppliedMetaName = "applied";
 inline constexpr std::string_view kFormatMetaName = "format";

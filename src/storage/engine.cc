@@ -108,8 +108,9 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
       return Status::Corruption("data directory " + options.path + ": applied-sequence record is malformed");
     }
     e->applied_ = m.sequence;
-    e->key_count_ = m.key_count;
-    e->expires_count_ = m.expires_count;
+    e->known_keys_ = static_cast<int64_t>(m.key_count);
+    e->known_expires_ = static_cast<int64_t>(m.expires_count);
+    e->needs_recount_ = m.counted_through < m.sequence;
   } else if (!s.IsNotFound()) {
     return FromLevelDB(s, "cannot read applied sequence of " + options.path);
   }
@@ -157,7 +158,16 @@ uint64_t Engine::block_cache_hits() const { return cache_->hits(); }
 uint64_t Engine::block_cache_misses() const { return cache_->misses(); }
 uint64_t Engine::block_cache_bytes() const { return cache_->TotalCharge(); }
 
-Status Engine::Write(leveldb::WriteBatch* batch, const AppliedMeta& meta, bool sync) {
+Status Engine::Write(leveldb::WriteBatch* batch, const Commit& c, bool sync) {
+  if (c.reset_adjustments) {
+    adjust_keys_ = 0;
+    adjust_expires_ = 0;
+  }
+  AppliedMeta meta;
+  meta.sequence = c.sequence;
+  meta.counted_through = std::min(counted_through_.load(std::memory_order_acquire), c.counted_through);
+  meta.key_count = Clamp(c.known_keys + adjust_keys_.load());
+  meta.expires_count = Clamp(c.known_expires + adjust_expires_.load());
   batch->Put(MetaKey(kAppliedMetaName), EncodeAppliedMeta(meta));
   leveldb::WriteOptions wo;
   wo.sync = sync;
@@ -167,8 +177,8 @@ Status Engine::Write(leveldb::WriteBatch* batch, const AppliedMeta& meta, bool s
     write_stalls_.fetch_add(1, std::memory_order_relaxed);
   }
   if (!s.ok()) return FromLevelDB(s, "write to LevelDB");
-  key_count_.store(meta.key_count, std::memory_order_release);
-  expires_count_.store(meta.expires_count, std::memory_order_release);
+  known_keys_.store(c.known_keys, std::memory_order_release);
+  known_expires_.store(c.known_expires, std::memory_order_release);
   applied_.store(meta.sequence, std::memory_order_release);
   return Status::OK();
 }

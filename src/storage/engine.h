@@ -53,8 +53,23 @@ class Engine {
   std::unique_ptr<leveldb::Iterator> NewIterator(bool verify = false) const;
 
   uint64_t applied_sequence() const { return applied_.load(std::memory_order_acquire); }
-  uint64_t key_count() const { return key_count_.load(std::memory_order_acquire); }
-  uint64_t expires_count() const { return expires_count_.load(std::memory_order_acquire); }
+  // Keys and keys with an expiry: what the writer knows plus the counter's
+  // corrections (storage/key_counter.h).
+  uint64_t key_count() const { return Clamp(known_keys_.load() + adjust_keys_.load()); }
+  uint64_t expires_count() const { return Clamp(known_expires_.load() + adjust_expires_.load()); }
+  // The writer's part (writer thread only).
+  int64_t known_keys() const { return known_keys_.load(std::memory_order_relaxed); }
+  int64_t known_expires() const { return known_expires_.load(std::memory_order_relaxed); }
+  // From the counter thread.
+  void AdjustCounts(int64_t keys, int64_t expires) {
+    adjust_keys_.fetch_add(keys);
+    adjust_expires_.fetch_add(expires);
+  }
+  void set_counted_through(uint64_t s) { counted_through_.store(s, std::memory_order_release); }
+  uint64_t counted_through() const { return counted_through_.load(std::memory_order_acquire); }
+  // The persisted counts were not fully resolved when levee stopped (a crash
+  // with counts pending): a recount is needed.
+  bool counts_need_recount() const { return needs_recount_; }
   // A LevelDB property ("leveldb.stats", ...); empty if unknown.
   std::string Property(std::string_view name) const;
   // Sum of approximate on-disk sizes of all key ranges.
@@ -66,8 +81,17 @@ class Engine {
   // when level 0 has too many files, and blocks it when compaction is far behind.
   uint64_t write_stalls() const { return write_stalls_.load(std::memory_order_relaxed); }
 
-  // Writer thread only: writes batch plus the meta record atomically.
-  Status Write(leveldb::WriteBatch* batch, const AppliedMeta& meta, bool sync);
+  // What the writer knows at a commit. The key parts are signed: a blind
+  // write counts its key as existing, and the counter adds it later if not.
+  struct Commit {
+    uint64_t sequence = 0;
+    int64_t known_keys = 0, known_expires = 0;
+    uint64_t counted_through = UINT64_MAX;  // lower it when this batch leaves keys unresolved
+    bool reset_adjustments = false;         // the batch flushed everything (counter drained first)
+  };
+  // Writer thread only: writes batch plus the meta record (applied sequence
+  // and the true counts: known + corrections) atomically.
+  Status Write(leveldb::WriteBatch* batch, const Commit& commit, bool sync);
 
   leveldb::DB* raw() const { return db_.get(); }
 
@@ -78,8 +102,11 @@ class Engine {
   std::unique_ptr<class CountingCache> cache_;
   std::unique_ptr<leveldb::DB> db_;
   std::atomic<uint64_t> applied_{0};
-  std::atomic<uint64_t> key_count_{0};
-  std::atomic<uint64_t> expires_count_{0};
+  static uint64_t Clamp(int64_t v) { return v < 0 ? 0 : static_cast<uint64_t>(v); }
+  std::atomic<int64_t> known_keys_{0}, known_expires_{0};
+  std::atomic<int64_t> adjust_keys_{0}, adjust_expires_{0};
+  std::atomic<uint64_t> counted_through_{UINT64_MAX};
+  bool needs_recount_ = false;
   std::atomic<uint64_t> write_stalls_{0};
 };
 

@@ -6,7 +6,7 @@
 
 namespace levee::storage {
 
-WriteGroup::WriteGroup(Engine* engine) : engine_(engine) {}
+WriteGroup::WriteGroup(Engine* engine, KeyCounter* counter) : engine_(engine), counter_(counter) {}
 
 Status WriteGroup::Get(std::string_view key, StoredValue* value, bool* found) {
   auto it = overlay_.find(key);
@@ -19,7 +19,9 @@ Status WriteGroup::Get(std::string_view key, StoredValue* value, bool* found) {
     *found = false;
     return Status::OK();
   }
-  return engine_->Get(key, value, found);
+  LEVEE_RETURN_IF_ERROR(engine_->Get(key, value, found));
+  if (counter_) read_cache_.insert_or_assign(std::string(key), std::make_pair(*found, *found && value->HasExpiry()));
+  return Status::OK();
 }
 
 Status WriteGroup::Walk(std::string_view start, bool reverse,
@@ -68,11 +70,29 @@ uint64_t WriteGroup::ExpiresCount() {
 }
 
 Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t expire_at_ms) {
-  bool found;
-  StoredValue old;
-  LEVEE_RETURN_IF_ERROR(Get(key, &old, &found));
+  bool found = false, old_expiry = false;
+  auto ov = overlay_.find(key);
+  auto rc = ov == overlay_.end() ? read_cache_.find(key) : read_cache_.end();
+  if (ov != overlay_.end()) {
+    found = ov->second.has_value();
+    old_expiry = found && ov->second->size() > 1 && ((*ov->second)[1] & 1);
+  } else if (flushed_) {
+    found = false;
+  } else if (rc != read_cache_.end()) {
+    found = rc->second.first;
+    old_expiry = rc->second.second;
+  } else if (counter_ && !counter_->overloaded()) {
+    // Unknown: count it as existing without an expiry now; the counter
+    // corrects both from a snapshot taken just before this group.
+    unresolved_.push_back(UnresolvedKey{std::string(key), expire_at_ms != 0});
+    found = true;
+  } else {
+    StoredValue old;
+    LEVEE_RETURN_IF_ERROR(Get(key, &old, &found));
+    old_expiry = found && old.HasExpiry();
+  }
   if (!found) key_delta_++;
-  if (found && old.HasExpiry()) expires_delta_--;
+  if (old_expiry) expires_delta_--;
   if (expire_at_ms != 0) expires_delta_++;
   batch_.Put(DataKey(key), encoded);
   if (expire_at_ms != 0) batch_.Put(ExpiryKey(expire_at_ms, key), "");
@@ -104,6 +124,11 @@ Status WriteGroup::Delete(std::string_view key, bool* deleted) {
 }
 
 Status WriteGroup::FlushAll() {
+  // Pending corrections refer to keys this flush removes: let them land
+  // first; the flush then resets the corrections with the counts.
+  if (counter_) counter_->Drain();
+  unresolved_.clear();
+  read_cache_.clear();
   if (recording_) recording_->push_back(wal::Mutation{wal::Mutation::Kind::kFlushAll, {}, {}});
   for (const auto& [k, v] : overlay_) {
     if (v.has_value()) batch_.Delete(DataKey(k));
@@ -153,8 +178,19 @@ Status WriteGroup::Apply(const wal::Mutation& m) {
 }
 
 Status WriteGroup::Commit(uint64_t sequence, bool sync) {
-  AppliedMeta meta{sequence, KeyCount(), ExpiresCount()};
-  Status st = engine_->Write(&batch_, meta, sync);
+  Engine::Commit c;
+  c.sequence = sequence;
+  c.known_keys = (flushed_ ? 0 : engine_->known_keys()) + key_delta_;
+  c.known_expires = (flushed_ ? 0 : engine_->known_expires()) + expires_delta_;
+  c.counted_through = unresolved_.empty() ? UINT64_MAX : sequence - 1;
+  c.reset_adjustments = flushed_;
+  // The state just before this batch: where the counter looks keys up.
+  const leveldb::Snapshot* before = unresolved_.empty() ? nullptr : engine_->raw()->GetSnapshot();
+  Status st = engine_->Write(&batch_, c, sync);
+  if (before != nullptr) {
+    if (st.ok()) counter_->Enqueue(before, sequence, std::move(unresolved_));
+    else engine_->raw()->ReleaseSnapshot(before);
+  }
   Reset();
   return st;
 }
@@ -166,6 +202,8 @@ void WriteGroup::Reset() {
   staged_ = false;
   key_delta_ = 0;
   expires_delta_ = 0;
+  read_cache_.clear();
+  unresolved_.clear();
 }
 
 }  // namespace levee::storage

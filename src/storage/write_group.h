@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/key_counter.h"
 #include "storage/view.h"
 #include "wal/record.h"
 
@@ -23,7 +24,9 @@ namespace levee::storage {
 
 class WriteGroup final : public DataView {
  public:
-  explicit WriteGroup(Engine* engine);
+  // With a counter, a blind write of a key the group knows nothing about
+  // is counted later by the counter instead of read now (key_counter.h).
+  explicit WriteGroup(Engine* engine, KeyCounter* counter = nullptr);
   WriteGroup(const WriteGroup&) = delete;
   WriteGroup& operator=(const WriteGroup&) = delete;
 
@@ -63,7 +66,11 @@ class WriteGroup final : public DataView {
   Status StagePut(std::string_view key, std::string encoded, int64_t expire_at_ms);
 
   Engine* engine_;
+  KeyCounter* counter_;
   leveldb::WriteBatch batch_;
+  // What this group read from LevelDB: existed, had an expiry.
+  std::map<std::string, std::pair<bool, bool>, std::less<>> read_cache_;
+  std::vector<UnresolvedKey> unresolved_;
   // Pending state per key: encoded value, or nullopt for deleted.
   std::map<std::string, std::optional<std::string>, std::less<>> overlay_;
   bool flushed_ = false;  // a FLUSHALL is staged: LevelDB's data counts as gone

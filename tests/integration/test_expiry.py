@@ -36,3 +36,34 @@ def test_overwritten_key_is_not_expired_by_its_old_ttl(server):
     wait_until(lambda: not r.exists("probe"), what="a later key to expire")
     wait_until(lambda: r.info("stats")["expired_keys"] >= 1, what="expirer pass")
     assert r.get("k") == b"new"
+
+
+def test_key_and_expiry_counts_stay_exact_under_overwrites(server):
+    import random
+    r = server.client()
+    rng = random.Random(7)
+    for round_ in range(5):
+        p = r.pipeline(transaction=False)
+        for _ in range(3000):
+            k = f"k{rng.randrange(2000)}"
+            op = rng.randrange(6)
+            if op == 0:
+                p.set(k, "v")
+            elif op == 1:
+                p.set(k, "v", ex=1000)
+            elif op == 2:
+                p.mset({k: "v", f"m{rng.randrange(500)}": "w"})
+            elif op == 3:
+                p.setex(k, 1000, "v")
+            elif op == 4:
+                p.delete(k)
+            else:
+                p.persist(k)
+        p.execute()
+        if round_ == 2:
+            r.flushall()
+        keys = r.keys("*")
+        with_ttl = sum(1 for k in keys if r.ttl(k) > 0)
+        assert r.dbsize() == len(keys)
+        assert r.info("keyspace").get("db0", {"keys": 0, "expires": 0})["keys"] == len(keys)
+        assert r.info("keyspace").get("db0", {"expires": 0})["expires"] == with_ttl

@@ -89,6 +89,7 @@ class Harness : public Services {
   }
   bool RequiresPassword() override { return !password.empty(); }
   bool CheckPassword(std::string_view p) override { return p == password; }
+  void SettleKeyCount() override {}
   std::atomic<uint64_t>& expired_keys() override { return expired_; }
   observe::CommandStats& command_stats() override { return stats_; }
   observe::SlowLog& slowlog() override { return slowlog_; }

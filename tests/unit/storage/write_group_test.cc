@@ -4,6 +4,10 @@
 
 #include "../test_util.h"
 #include "storage/engine.h"
+#include "storage/key_counter.h"
+
+#include <leveldb/db.h>
+#include <functional>
 
 namespace levee::storage {
 namespace {
@@ -134,6 +138,66 @@ TEST(EngineTest, SecondOpenOfTheSameDirectoryIsRefusedWithAMessage) {
   ASSERT_FALSE(second.ok());
   EXPECT_NE(second.status().message().find("in use by another levee process"), std::string::npos)
       << second.status().message();
+}
+
+}  // namespace
+}  // namespace levee::storage
+
+namespace levee::storage {
+namespace {
+
+TEST(KeyCounterTest, BlindWritesAreCountedExactlyOffTheWriterPath) {
+  levee::testing::TempDir dir;
+  auto engine = OpenEngine(dir.path());
+  KeyCounter counter(engine.get());
+  uint64_t seq = 0;
+  auto group = [&](const std::function<void(WriteGroup&)>& fn) {
+    WriteGroup g(engine.get(), &counter);
+    fn(g);
+    ASSERT_TRUE(g.Commit(++seq, false).ok());
+  };
+  group([](WriteGroup& g) {
+    for (auto k : {"a", "b", "c"}) ASSERT_TRUE(g.Put(k, Str("1")).ok());
+    ASSERT_TRUE(g.Put("ttl", Str("1", 99999)).ok());
+  });
+  group([](WriteGroup& g) {
+    ASSERT_TRUE(g.Put("a", Str("2")).ok());         // overwrite: not a new key
+    ASSERT_TRUE(g.Put("ttl", Str("2")).ok());       // overwrite drops the expiry
+    ASSERT_TRUE(g.Put("d", Str("2", 99999)).ok());  // new, with expiry
+    ASSERT_TRUE(g.Put("d", Str("3", 99999)).ok());  // again in the same group
+    bool deleted;
+    ASSERT_TRUE(g.Delete("b", &deleted).ok());
+    ASSERT_TRUE(deleted);
+  });
+  counter.Drain();
+  EXPECT_EQ(engine->key_count(), 4u);  // a c ttl d
+  EXPECT_EQ(engine->expires_count(), 1u);
+  EXPECT_EQ(engine->counted_through(), UINT64_MAX);
+
+  group([](WriteGroup& g) { ASSERT_TRUE(g.Put("e", Str("1")).ok()); });
+  group([](WriteGroup& g) {
+    ASSERT_TRUE(g.FlushAll().ok());  // drains the pending correction first
+    ASSERT_TRUE(g.Put("f", Str("1", 5)).ok());
+  });
+  counter.Drain();
+  EXPECT_EQ(engine->key_count(), 1u);
+  EXPECT_EQ(engine->expires_count(), 1u);
+}
+
+TEST(KeyCounterTest, RecountCorrectsCountsLeftUnsettled) {
+  levee::testing::TempDir dir;
+  auto engine = OpenEngine(dir.path());
+  {
+    WriteGroup g(engine.get());
+    for (int i = 0; i < 100; i++) ASSERT_TRUE(g.Put("k" + std::to_string(i), Str("v", i % 4 ? 0 : 999)).ok());
+    ASSERT_TRUE(g.Commit(1, false).ok());
+  }
+  engine->AdjustCounts(-30, 7);  // as if corrections were lost in a crash
+  KeyCounter counter(engine.get());
+  counter.EnqueueRecount(engine->raw()->GetSnapshot(), 1, engine->key_count(), engine->expires_count());
+  counter.Drain();
+  EXPECT_EQ(engine->key_count(), 100u);
+  EXPECT_EQ(engine->expires_count(), 25u);
 }
 
 }  // namespace
