@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "common/clock.h"
 #include "common/logging.h"
 #include "server/instrument.h"
 #include "server/server.h"
@@ -10,10 +11,6 @@
 namespace levee::server {
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kMaxReadChunk = 1 << 20;

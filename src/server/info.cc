@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/clock.h"
 #include "common/version.h"
 #include "observe/command_stats.h"
 #include "server/server.h"
@@ -17,10 +18,6 @@ namespace levee::server {
 namespace fs = std::filesystem;
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 uint64_t ResidentBytes() {
   std::ifstream f("/proc/self/statm");

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/clock.h"
 #include "common/coding.h"
 #include "common/logging.h"
 #include "common/version.h"
@@ -21,10 +22,6 @@ namespace levee::server {
 namespace fs = std::filesystem;
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');

@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "common/clock.h"
 #include "common/logging.h"
 #include "server/instrument.h"
 #include "storage/engine.h"
@@ -17,10 +18,6 @@
 namespace levee::server {
 namespace {
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Replay commits every this many records, bounding the batch's memory.
 constexpr int kReplayBatch = 1000;
