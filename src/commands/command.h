@@ -98,9 +98,10 @@ struct ClientState {
   std::atomic<const Spec*> last_cmd{nullptr};  // for CLIENT LIST; specs live as long as the table
 
   // MULTI state (io thread, or the writer while it runs EXEC).
-  bool in_multi = false;
-  bool multi_error = false;  // a command failed to queue: EXEC aborts
+  std::atomic<bool> in_multi{false};        // atomic: CLIENT LIST reads it from other threads
+  bool multi_error = false;                 // a command failed to queue: EXEC aborts
   std::vector<std::vector<std::string>> queued;
+  std::atomic<size_t> queued_count{0};      // queued.size(), for CLIENT LIST
   std::set<std::string> watched;
   std::atomic<bool> watch_dirty{false};
 
@@ -148,7 +149,7 @@ class Services {
   // Whether a password is configured, and checking one.
   virtual bool RequiresPassword() = 0;
   virtual bool CheckPassword(std::string_view password) = 0;
-  // Waits (briefly) until the key count includes every applied write.
+  // Waits (at most 200 ms) until the key count includes every applied write.
   virtual void SettleKeyCount() = 0;
   virtual std::atomic<uint64_t>& expired_keys() = 0;
   virtual observe::CommandStats& command_stats() = 0;

@@ -273,7 +273,7 @@ std::string ClientLine(const ClientState& c, int64_t now_ms) {
   return "id=" + std::to_string(c.id) + " addr=" + c.addr + " laddr=" + c.laddr + " fd=-1 name=" + name +
          " age=" + std::to_string((now_ms - c.created_ms) / 1000) +
          " idle=" + std::to_string((now_ms - c.last_active_ms) / 1000) + " flags=" + (c.in_multi ? "x" : "N") +
-         " db=0 sub=0 psub=0 ssub=0 multi=" + (c.in_multi ? std::to_string(c.queued.size()) : "-1") +
+         " db=0 sub=0 psub=0 ssub=0 multi=" + (c.in_multi ? std::to_string(c.queued_count.load()) : "-1") +
          " qbuf=" + std::to_string(qbuf) + " qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=" +
          std::to_string(omem) + " tot-mem=" + std::to_string(qbuf + omem) + " events=r cmd=" + cmd +
          " user=default redir=-1 resp=" + std::to_string(c.protocol.load()) + "\n";

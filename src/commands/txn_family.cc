@@ -21,6 +21,7 @@ void EndMulti(CommandContext& ctx) {
   ctx.client->in_multi = false;
   ctx.client->multi_error = false;
   ctx.client->queued.clear();
+  ctx.client->queued_count = 0;
   ctx.services.clients().UnwatchAll(ctx.client.get());
 }
 

@@ -193,6 +193,7 @@ void Connection::RunInline(std::vector<std::string>& args) {
     RecordRejected(*server_, spec, std::string_view(out_).substr(before));
   } else if (state_->in_multi && !(spec->flags & commands::kNoQueue)) {
     state_->queued.push_back(std::move(args));
+    state_->queued_count = state_->queued.size();
     rb.SimpleString("QUEUED");
   } else {
     commands::CommandContext ctx{state_, *server_, server_->read_view(), nullptr, rb, NowMs()};

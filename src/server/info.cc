@@ -150,7 +150,8 @@ std::string Server::InfoSection(const std::string& name) {
     std::snprintf(buf, sizeof(buf), "%ld.%06ld", static_cast<long>(ru.ru_utime.tv_sec), static_cast<long>(ru.ru_utime.tv_usec));
     line(o, "used_cpu_user", std::string(buf));
   } else if (name == "keyspace") {
-    SettleKeyCount();
+    // No waiting here: monitors (Sentinel, exporters) call INFO constantly,
+    // and an io thread must not stall behind the key counter.
     o = "# Keyspace\r\n";
     uint64_t keys = engine_->key_count();
     if (keys > 0) {

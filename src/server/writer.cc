@@ -217,6 +217,7 @@ void Writer::FailJobs(std::vector<std::unique_ptr<WriteJob>>& jobs, const std::s
     if (job->client->in_multi) {
       job->client->in_multi = false;
       job->client->queued.clear();
+      job->client->queued_count = 0;
       services_->clients().UnwatchAll(job->client.get());
     }
     stats_.write_errors += job->commands.size();
