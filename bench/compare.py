@@ -26,7 +26,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LEVEE = os.environ.get("LEVEE_BIN", os.path.join(ROOT, "build", "levee"))
+LEVEE = os.environ.get("BENCH_LEVEE_BIN", os.path.join(ROOT, "build", "levee"))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 

@@ -19,9 +19,10 @@ extern char** environ;
 
 namespace {
 
-int Serve(levee::Config& config, const std::string& config_file) {
+int Serve(levee::Config& config, const std::string& config_file, const std::vector<std::string>& warnings) {
   levee::logging::SetFormat(config.GetString("log-format") == "json");
   levee::logging::SetLevelByName(config.GetString("log-level"));
+  for (const auto& w : warnings) levee::logging::Warn("config", w);
 
   // Signals are taken by one thread with sigwait; every other thread
   // (started after this) inherits the blocked mask.
@@ -92,8 +93,9 @@ int main(int argc, char** argv) {
 
   levee::Config config;
   levee::Status st;
+  std::vector<std::string> env_warnings;
   if (!config_file.empty()) st = config.LoadYamlFile(config_file);
-  if (st.ok()) st = config.LoadEnvironment(environ);
+  if (st.ok()) st = config.LoadEnvironment(environ, &env_warnings);
   for (const auto& e : levee::Config::Entries()) {
     if (!st.ok()) break;
     if (serve->count("--" + e.name) > 0) st = config.Set(e.name, flag_values[e.name], "flag --" + e.name);
@@ -102,5 +104,5 @@ int main(int argc, char** argv) {
     std::cerr << "levee: " << st.message() << "\n";
     return 2;
   }
-  return Serve(config, config_file);
+  return Serve(config, config_file, env_warnings);
 }

@@ -27,7 +27,7 @@ std::vector<Config::Entry> MakeTable() {
       {"maxclients", T::kInt, "10000", 1, 1000000, {}, true, "most client connections at once"},
       {"block-cache-mb", T::kInt, "128", 1, 1 << 20, {}, false, "LevelDB block cache size in MiB"},
       {"write-buffer-mb", T::kInt, "16", 1, 4096, {}, false, "LevelDB memtable size in MiB"},
-      {"max-open-files", T::kInt, "10000", 64, 1000000, {}, false,
+      {"max-open-files", T::kInt, "8192", 64, 1000000, {}, false,
        "LevelDB table files kept open (each needs a file descriptor; levee raises its limit to fit)"},
       {"log-format", T::kEnum, "json", 0, 0, {"json", "text"}, false,
        "json: one Cloud Logging object per line; text: for people at a terminal"},
@@ -214,15 +214,26 @@ Status Config::LoadYamlFile(const std::string& path) {
   return Status::OK();
 }
 
-Status Config::LoadEnvironment(char** envp) {
+Status Config::LoadEnvironment(char** envp, std::vector<std::string>* warnings) {
   for (char** p = envp; p && *p; p++) {
     std::string kv = *p;
     if (kv.rfind("LEVEE_", 0) != 0) continue;
     size_t eq = kv.find('=');
     if (eq == std::string::npos) continue;
+    std::string var = kv.substr(0, eq), value = kv.substr(eq + 1);
     std::string name = Lower(kv.substr(6, eq - 6));
     std::replace(name.begin(), name.end(), '_', '-');
-    LEVEE_RETURN_IF_ERROR(Set(name, kv.substr(eq + 1), "environment variable " + kv.substr(0, eq)));
+    if (Find(name) == nullptr) {
+      warnings->push_back("ignoring environment variable " + var + ": levee has no setting '" + name + "'");
+      continue;
+    }
+    if (value.rfind("tcp://", 0) == 0 || value.rfind("udp://", 0) == 0) {
+      warnings->push_back("ignoring environment variable " + var + "=" + value +
+                          ": it looks like a Kubernetes service link, not a setting "
+                          "(set enableServiceLinks: false in the pod spec)");
+      continue;
+    }
+    LEVEE_RETURN_IF_ERROR(Set(name, value, "environment variable " + var));
   }
   return Status::OK();
 }

@@ -46,7 +46,11 @@ class Config {
   // "CONFIG SET"); validates, and for "CONFIG SET" refuses immutable ones.
   Status Set(const std::string& name, const std::string& value, const std::string& source);
   Status LoadYamlFile(const std::string& path);
-  Status LoadEnvironment(char** envp);
+  // LEVEE_<NAME> variables. One that names no setting, or whose value looks
+  // like a Kubernetes service link (LEVEE_PORT=tcp://10.0.0.1:6379, injected
+  // into every pod when a Service is called "levee"), is skipped with a line
+  // in *warnings; a bad value for a setting is an error.
+  Status LoadEnvironment(char** envp, std::vector<std::string>* warnings);
 
   std::string GetString(const std::string& name) const;
   int64_t GetInt(const std::string& name) const;  // kInt and kBytes

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-LEVEE = os.environ.get("LEVEE_BIN", os.path.join(ROOT, "build", "levee"))
+LEVEE = os.environ.get("TEST_LEVEE_BIN", os.path.join(ROOT, "build", "levee"))
 
 
 def free_port():

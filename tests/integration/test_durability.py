@@ -12,7 +12,7 @@ import redis
 
 from conftest import run_levee, wait_until
 
-ROUNDS = int(os.environ.get("LEVEE_CRASH_ROUNDS", "20"))
+ROUNDS = int(os.environ.get("TEST_CRASH_ROUNDS", "20"))
 
 
 def writer_thread(port, tid, acked, stop):

@@ -69,17 +69,31 @@ TEST(ConfigTest, EnvironmentOverridesFileAndNamesTheVariable) {
   Config c;
   ASSERT_TRUE(c.LoadYamlFile(WriteTemp("port: 7000\nfsync: always\n")).ok());
   std::string e1 = "LEVEE_PORT=7100", e2 = "LEVEE_DATA_DIR=/tmp/x", e3 = "OTHER=1";
-  char* env[] = {e1.data(), e2.data(), e3.data(), nullptr};
-  ASSERT_TRUE(c.LoadEnvironment(env).ok());
+  std::string e4 = "LEVEE_SERVICE_HOST=10.0.0.1", e5 = "LEVEE_PORT_6379_TCP=tcp://10.0.0.1:6379";
+  char* env[] = {e1.data(), e2.data(), e3.data(), e4.data(), e5.data(), nullptr};
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(c.LoadEnvironment(env, &warnings).ok());
+  EXPECT_EQ(warnings.size(), 2u);  // Kubernetes service-link variables are not settings
   EXPECT_EQ(c.GetInt("port"), 7100);
   EXPECT_EQ(c.GetString("data-dir"), "/tmp/x");
   EXPECT_EQ(c.GetString("fsync"), "always");
 
   std::string bad = "LEVEE_MAXCLIENTS=0";
   char* env2[] = {bad.data(), nullptr};
-  Status st = c.LoadEnvironment(env2);
+  Status st = c.LoadEnvironment(env2, &warnings);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("LEVEE_MAXCLIENTS"), std::string::npos) << st.message();
+}
+
+TEST(ConfigTest, KubernetesServiceLinkValuesAreIgnoredNotFatal) {
+  Config c;
+  std::string e = "LEVEE_PORT=tcp://10.96.0.12:6379";
+  char* env[] = {e.data(), nullptr};
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(c.LoadEnvironment(env, &warnings).ok());
+  EXPECT_EQ(c.GetInt("port"), 6379);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("enableServiceLinks"), std::string::npos);
 }
 
 TEST(ConfigTest, SizesTakeRedisUnits) {
