@@ -33,7 +33,7 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
                 return v
         except Exception as e:  # noqa: BLE001 - any failure means "not yet"
             last_exc = e
-        time.sleep(interval)
+        time.sleep(interval)  # the poll interval, bounded by the deadline above
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
 
 

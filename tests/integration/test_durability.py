@@ -48,9 +48,11 @@ def test_acknowledged_writes_survive_kill9_with_fsync_always(server_factory):
         threads = [threading.Thread(target=writer_thread, args=(srv.port, t, acked[t], stop)) for t in range(4)]
         for t in threads:
             t.start()
-        # Kill at a random moment while all four writers are mid-flight.
-        wait_until(lambda: all(len(a) > 5 for a in acked), what="writers to get going")
-        time.sleep(rng.uniform(0.0, 0.3))  # random crash point, not a wait for a condition
+        # Kill at a random point while all four writers are mid-flight: once
+        # they have had a random number of writes acknowledged.
+        target = rng.randrange(40, 400)
+        wait_until(lambda: all(len(a) > 5 for a in acked) and sum(map(len, acked)) >= target,
+                   what="writers to reach the crash point")
         srv.kill9()
         stop.set()
         for t in threads:
