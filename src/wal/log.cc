@@ -214,6 +214,12 @@ Status Log::OpenSegmentForAppend(uint64_t first_sequence) {
 }
 
 Status Log::Append(std::string_view framed, uint64_t first, uint64_t last) {
+  uint64_t prev = last_sequence();
+  if ((prev != 0 && first != prev + 1) || last < first) {
+    // A gap would make the next start refuse the log: refuse it now.
+    return Status::InvalidArgument("log append of sequences " + std::to_string(first) + ".." + std::to_string(last) +
+                                   " does not follow " + std::to_string(prev));
+  }
   std::shared_ptr<File> f;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -253,7 +259,6 @@ Status Log::Append(std::string_view framed, uint64_t first, uint64_t last) {
   }
   last_sequence_.store(last, std::memory_order_release);
   unsynced_.store(true, std::memory_order_release);
-  (void)first;
   return Status::OK();
 }
 

@@ -138,6 +138,17 @@ TEST(LogTest, TrimKeepsTheCurrentSegmentAndRecordsAfterTheCut) {
   EXPECT_EQ((*log)->Segments().size(), 1u);  // the open segment stays
 }
 
+TEST(LogTest, AppendRefusesASequenceGap) {
+  levee::testing::TempDir dir;
+  std::vector<std::string> w;
+  auto log = Log::Open(LogOptions{dir.path(), 1 << 20}, &w);
+  AppendRange(log->get(), 1, 3);
+  std::string framed;
+  AppendFramed(MakeRecord(5, "k", "v"), &framed);
+  EXPECT_FALSE((*log)->Append(framed, 5, 5).ok());
+  EXPECT_EQ((*log)->last_sequence(), 3u);
+}
+
 TEST(LogTest, NotALogFileIsNamed) {
   levee::testing::TempDir dir;
   std::ofstream(dir.Sub(SegmentFileName(1))) << "this is not a levee log file at all";
