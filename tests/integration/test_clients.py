@@ -160,3 +160,28 @@ def test_redis_benchmark_runs_unchanged(server):
         assert name in text, text
     assert "requests per second" in text
     assert server.client().dbsize() > 0
+
+
+def test_read_modify_write_commands_are_atomic_under_concurrency(server):
+    import threading
+    clients = [server.client() for _ in range(4)]
+
+    def work(r, i):
+        p = r.pipeline(transaction=False)
+        for _ in range(500):
+            p.incr("counter")
+            p.append("log", "x")
+            p.incrbyfloat("float", 0.5)
+            p.setnx(f"once:{_ % 50}", i)
+        p.execute()
+
+    threads = [threading.Thread(target=work, args=(r, i)) for i, r in enumerate(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    r = clients[0]
+    assert int(r.get("counter")) == 2000
+    assert r.strlen("log") == 2000
+    assert float(r.get("float")) == 1000.0
+    assert len(r.keys("once:*")) == 50
