@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "commands/command.h"
+#include "commands/docs.h"
 #include "common/coding.h"
 #include "common/config.h"
 #include "storage/write_group.h"
@@ -165,14 +166,19 @@ void CommandInfoEntry(CommandContext& ctx, const Spec& s) {
 }
 
 void CommandDocsEntry(CommandContext& ctx, const Spec& s) {
+  auto args = CommandArguments(s.name);
   ctx.reply.Bulk(s.name);
-  ctx.reply.MapHeader(3);
+  ctx.reply.MapHeader(args.empty() ? 3 : 4);
   ctx.reply.Bulk("summary");
   ctx.reply.Bulk(s.summary);
   ctx.reply.Bulk("since");
   ctx.reply.Bulk("1.0.0");
   ctx.reply.Bulk("group");
   ctx.reply.Bulk(s.group);
+  if (!args.empty()) {
+    ctx.reply.Bulk("arguments");
+    ReplyArguments(ctx.reply, args);
+  }
 }
 
 void Command(CommandContext& ctx, std::vector<std::string>& a) {

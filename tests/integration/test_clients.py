@@ -185,3 +185,25 @@ def test_read_modify_write_commands_are_atomic_under_concurrency(server):
     assert r.strlen("log") == 2000
     assert float(r.get("float")) == 1000.0
     assert len(r.keys("once:*")) == 50
+
+
+def test_interactive_redis_cli_shows_argument_hints(server):
+    # A person at a terminal: redis-cli in tmux, typing a command.
+    import shutil
+    assert shutil.which("tmux"), "tmux is installed by scripts/install-deps.sh"
+    session = f"levee-hints-{server.port}"
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "200", "-y", "10",
+                    f"redis-cli -p {server.port}"], check=True)
+    try:
+        def pane():
+            return subprocess.run(["tmux", "capture-pane", "-t", session, "-p"], capture_output=True,
+                                  text=True).stdout
+        wait_until(lambda: f"127.0.0.1:{server.port}>" in pane(), what="the redis-cli prompt")
+        subprocess.run(["tmux", "send-keys", "-t", session, "SET mykey "], check=True)
+        wait_until(lambda: "SET mykey value [NX|XX] [GET] [EX seconds|PX milliseconds" in pane(),
+                   what="redis-cli to show SET's hint")
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-u", "PKSCANRANGE "], check=True)
+        wait_until(lambda: "PKSCANRANGE type start end [MATCH pattern] [LIMIT limit]" in pane(),
+                   what="redis-cli to show PKSCANRANGE's hint")
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)

@@ -4,6 +4,7 @@
 
 #include "../test_util.h"
 #include "commands/command.h"
+#include "commands/docs.h"
 #include "common/config.h"
 #include "observe/command_stats.h"
 #include "storage/engine.h"
@@ -359,6 +360,28 @@ TEST(ServerCommands, CommandIntrospection) {
   EXPECT_NE(info.find("readonly"), std::string::npos);
   EXPECT_NE(info.find("*-1\r\n"), std::string::npos);
   EXPECT_NE(h.Run({"COMMAND", "DOCS", "set"}).find("summary"), std::string::npos);
+}
+
+TEST(ServerCommands, EveryCommandHasDocumentedArguments) {
+  Harness h;
+  for (const auto& [name, spec] : h.table().all()) EXPECT_TRUE(HasSyntax(name)) << name << " has no syntax line";
+  auto set = CommandArguments("set");
+  ASSERT_EQ(set.size(), 5u);
+  EXPECT_EQ(set[0].type, "key");
+  EXPECT_EQ(set[2].type, "oneof");
+  EXPECT_TRUE(set[2].optional);
+  EXPECT_EQ(set[2].children[0].token, "NX");
+  EXPECT_EQ(set[4].children[0].token, "EX");
+  EXPECT_EQ(set[4].children[0].name, "seconds");
+  auto mset = CommandArguments("mset");
+  ASSERT_EQ(mset.size(), 3u);
+  EXPECT_EQ(mset[2].type, "block");
+  EXPECT_TRUE(mset[2].optional && mset[2].multiple);
+  auto hello = CommandArguments("hello");
+  ASSERT_EQ(hello.size(), 1u);
+  EXPECT_EQ(hello[0].type, "block");
+  EXPECT_EQ(hello[0].children[1].type, "block");  // [AUTH username password]
+  EXPECT_EQ(hello[0].children[1].children[0].token, "AUTH");
 }
 
 TEST(GlobTest, RedisPatterns) {
