@@ -207,3 +207,17 @@ def test_interactive_redis_cli_shows_argument_hints(server):
                    what="redis-cli to show PKSCANRANGE's hint")
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+def test_exec_is_one_log_record_and_noop_writes_log_nothing(server):
+    r = server.client()
+    before = r.info("levee")["write_records"]
+    p = r.pipeline(transaction=True)
+    p.set("a", 1).incr("a").mset({"b": 2, "c": 3}).delete("b")
+    p.execute()
+    assert r.info("levee")["write_records"] == before + 1
+    r.set("a", 5, nx=True)   # changes nothing: no record
+    r.delete("missing")      # likewise
+    assert r.info("levee")["write_records"] == before + 1
+    r.set("z", 1)
+    assert r.info("levee")["write_records"] == before + 2
