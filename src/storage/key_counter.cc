@@ -63,6 +63,7 @@ void KeyCounter::Resolve(const Batch& b) {
   int64_t dkeys = 0, dexpires = 0;
   leveldb::ReadOptions ro;
   ro.snapshot = b.snapshot;
+  ro.fill_cache = false;  // don't evict the blocks clients read for ours
   std::string raw;
   for (const auto& u : b.keys) {
     leveldb::Status s = engine_->raw()->Get(ro, DataKey(u.key), &raw);
