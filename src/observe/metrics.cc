@@ -117,13 +117,6 @@ std::string Registry::Expose(bool openmetrics) const {
   return out;
 }
 
-std::vector<std::pair<std::string, Type>> Registry::Describe() const {
-  std::lock_guard<std::mutex> l(mu_);
-  std::vector<std::pair<std::string, Type>> out;
-  for (const auto& f : families_) out.emplace_back(f.name, f.type);
-  return out;
-}
-
 Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
   for (size_t i = 0; i <= bounds_.size(); i++) buckets_[i] = 0;

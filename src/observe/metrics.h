@@ -55,8 +55,6 @@ class Registry {
   void Register(Family family);
   // Prometheus text format 0.0.4, or OpenMetrics 1.0 when openmetrics.
   std::string Expose(bool openmetrics) const;
-  // Names and types of every family, for docs/metrics.md's check.
-  std::vector<std::pair<std::string, Type>> Describe() const;
 
  private:
   mutable std::mutex mu_;

@@ -52,7 +52,6 @@ void ReplyBuilder::MapHeader(size_t n) {
 }
 
 void ReplyBuilder::SetHeader(size_t n) { Header(protocol_ >= 3 ? '~' : '*', static_cast<int64_t>(n)); }
-void ReplyBuilder::PushHeader(size_t n) { Header(protocol_ >= 3 ? '>' : '*', static_cast<int64_t>(n)); }
 
 void ReplyBuilder::Double(double v) {
   std::string s = FormatDouble(v);

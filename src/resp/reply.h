@@ -35,7 +35,6 @@ class ReplyBuilder {
   void ArrayHeader(size_t n);
   void MapHeader(size_t n);
   void SetHeader(size_t n);
-  void PushHeader(size_t n);
   void Double(double v);
   void Bool(bool v);
   void Verbatim(std::string_view s);

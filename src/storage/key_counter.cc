@@ -90,11 +90,6 @@ void KeyCounter::Recount(const Batch& b) {
   engine_->AdjustCounts(keys - static_cast<int64_t>(b.live_keys), expires - static_cast<int64_t>(b.live_expires));
 }
 
-bool KeyCounter::idle() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return queue_.empty() && !busy_;
-}
-
 bool KeyCounter::WaitResolved(uint64_t sequence, int timeout_ms) const {
   std::unique_lock<std::mutex> l(mu_);
   return done_cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] {

@@ -51,8 +51,6 @@ class KeyCounter {
                       uint64_t live_expires);
   // Blocks until nothing is pending.
   void Drain() const;
-  // True when nothing is pending.
-  bool idle() const;
   // Too much is pending: the writer resolves keys itself until it catches up,
   // bounding the queue's memory and how long snapshots pin old versions.
   bool overloaded() const { return pending_keys_.load(std::memory_order_relaxed) > kMaxPendingKeys; }

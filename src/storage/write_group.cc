@@ -64,10 +64,6 @@ uint64_t WriteGroup::KeyCount() {
   return static_cast<uint64_t>(std::max<int64_t>(0, base + key_delta_));
 }
 
-uint64_t WriteGroup::ExpiresCount() {
-  int64_t base = flushed_ ? 0 : static_cast<int64_t>(engine_->expires_count());
-  return static_cast<uint64_t>(std::max<int64_t>(0, base + expires_delta_));
-}
 
 Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t expire_at_ms) {
   bool found = false, old_expiry = false;

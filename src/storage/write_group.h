@@ -40,7 +40,6 @@ class WriteGroup final : public DataView {
     return Walk(start, true, fn);
   }
   uint64_t KeyCount() override;
-  uint64_t ExpiresCount();
 
   // Where mutations are recorded (nullptr: not recorded).
   void set_recording(std::vector<wal::Mutation>* r) { recording_ = r; }
