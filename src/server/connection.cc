@@ -136,8 +136,7 @@ void Connection::Process() {
   Flush();
 }
 
-bool Connection::RoutesToWriter(const std::vector<std::string>& args) const {
-  const commands::Spec* spec = server_->table().Find(args[0]);
+bool Connection::RoutesToWriter(const commands::Spec* spec, const std::vector<std::string>& args) const {
   if (spec == nullptr || !(spec->flags & (commands::kWrite | commands::kOnWriter))) return false;
   if (!spec->ArityOk(args.size())) return false;
   if (!state_->authenticated && !(spec->flags & commands::kNoAuth)) return false;
@@ -148,14 +147,15 @@ bool Connection::RoutesToWriter(const std::vector<std::string>& args) const {
 bool Connection::Dispatch(std::vector<std::string>& args) {
   state_->commands++;
   server_->stats().commands_processed++;
-  if (RoutesToWriter(args)) {
+  const commands::Spec* spec = server_->table().Find(args[0]);  // the one lookup per command
+  if (RoutesToWriter(spec, args)) {
     if (!pending_) {
       pending_ = std::make_unique<WriteJob>();
       pending_->client = state_;
     }
     pending_->commands.push_back(std::move(args));
+    pending_->specs.push_back(spec);
     // EXEC and WATCH change what the next command may do: send them alone.
-    const commands::Spec* spec = server_->table().Find(pending_->commands.back()[0]);
     if (spec->flags & commands::kOnWriter) {
       SubmitPending();
       return false;
@@ -169,12 +169,11 @@ bool Connection::Dispatch(std::vector<std::string>& args) {
     SubmitPending();
     return false;
   }
-  RunInline(args);
+  RunInline(spec, args);
   return !waiting_;
 }
 
-void Connection::RunInline(std::vector<std::string>& args) {
-  const commands::Spec* spec = server_->table().Find(args[0]);
+void Connection::RunInline(const commands::Spec* spec, std::vector<std::string>& args) {
   resp::ReplyBuilder rb(&out_, state_->protocol);
   const size_t before = out_.size();
   if (spec) state_->last_cmd.store(spec, std::memory_order_relaxed);
@@ -208,7 +207,7 @@ void Connection::SubmitPending() {
   if (!pending_) return;
   auto job = std::move(pending_);
   waiting_ = true;
-  state_->last_cmd.store(server_->table().Find(job->commands.back()[0]), std::memory_order_relaxed);
+  state_->last_cmd.store(job->specs.back(), std::memory_order_relaxed);
   // A strong reference: the job may be the only thing keeping this
   // connection alive (no read outstanding after a protocol error), and its
   // replies must still be delivered.

@@ -44,8 +44,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Process();
   // Handles one parsed command; false when processing must pause.
   bool Dispatch(std::vector<std::string>& args);
-  bool RoutesToWriter(const std::vector<std::string>& args) const;
-  void RunInline(std::vector<std::string>& args);
+  // spec: the command's, or nullptr for an unknown command.
+  bool RoutesToWriter(const commands::Spec* spec, const std::vector<std::string>& args) const;
+  void RunInline(const commands::Spec* spec, std::vector<std::string>& args);
   void SubmitPending();
   void OnJobDone(WriteJob& job);
   void AppendOutput(std::string_view s);

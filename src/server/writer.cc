@@ -247,8 +247,9 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
     wal::Record rec;
     for (auto& job : jobs) {
       resp::ReplyBuilder rb(&job->reply, job->client->protocol);
-      for (auto& args : job->commands) {
-        const commands::Spec* spec = services_->table().Find(args[0]);
+      for (size_t i = 0; i < job->commands.size(); i++) {
+        std::vector<std::string>& args = job->commands[i];
+        const commands::Spec* spec = job->specs[i];
         rec.mutations.clear();
         group.set_recording(&rec.mutations);
         commands::CommandContext ctx{job->client, *services_, group, &group, rb, now};

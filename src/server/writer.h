@@ -45,6 +45,7 @@ bool ParseFsyncPolicy(const std::string& s, FsyncPolicy* p);
 struct WriteJob {
   std::shared_ptr<commands::ClientState> client;
   std::vector<std::vector<std::string>> commands;
+  std::vector<const commands::Spec*> specs;  // commands[i]'s spec, looked up by the io thread
   std::string reply;  // filled by the writer
   // Called on the writer thread once the replies are final; it must hand the
   // job back to the client's own thread and return quickly.
