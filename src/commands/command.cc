@@ -230,6 +230,7 @@ void RegisterAllCommands(CommandTable* t) {
   RegisterServerFamily(t);
   RegisterTransactionFamily(t);
   RegisterObserveFamily(t);
+  RegisterReplicationFamily(t);
 }
 
 }  // namespace levee::commands

@@ -107,6 +107,45 @@ struct ClientState {
 
   // Closes the connection from any thread (set by the io layer).
   std::function<void()> kill;
+
+  // Replication (writer thread while a job runs): the sequence of this
+  // client's last logged write, for WAIT; a WAIT the writer must hold.
+  uint64_t last_write_sequence = 0;
+  bool in_exec = false;
+  bool wait_pending = false;
+  int64_t wait_replicas = 0, wait_timeout_ms = 0;
+  // A replica's handshake (REPLCONF before PSYNC), on its io thread.
+  int repl_listening_port = 0;
+  bool repl_capa_zstd = false;
+  std::string repl_node_id;
+  // Set by PSYNC: the io layer hands the socket (and any input not yet
+  // parsed) to replication once the replies before it are written.
+  std::function<void(int fd, std::string unparsed)> handoff;
+};
+
+// Replication as the commands see it (implemented by repl::Manager).
+class Replication {
+ public:
+  virtual ~Replication() = default;
+  // REPLICAOF host port; an empty host means NO ONE. Error text or empty.
+  virtual std::string ReplicaOf(const std::string& host, int port) = 0;
+  // ROLE's reply.
+  virtual void Role(resp::ReplyBuilder& rb) = 0;
+  // The replication section of INFO.
+  virtual std::string InfoSection() = 0;
+  // PSYNC replid offset from a client that sent REPLCONF before: sets
+  // client.handoff, or replies an error.
+  virtual void Psync(const std::shared_ptr<ClientState>& client, const std::string& replid,
+                     const std::string& offset, resp::ReplyBuilder& rb) = 0;
+  // REPLCONF levee-id: a replica names itself; replies this server's chain
+  // of ids (itself and its primaries) or an error for a loop.
+  virtual void Identify(const std::string& node_id, resp::ReplyBuilder& rb) = 0;
+  virtual bool is_replica() = 0;
+  // Replicas that acked `sequence` (WAIT inside MULTI, or WAIT 0).
+  virtual int64_t AckedBy(uint64_t sequence) = 0;
+  // A replica with replica-serve-stale-data off whose link is down refuses
+  // reads: the error, or empty.
+  virtual std::string StaleRefusal() = 0;
 };
 
 // Open connections, for CLIENT LIST/KILL and WATCH.
@@ -154,6 +193,7 @@ class Services {
   virtual std::atomic<uint64_t>& expired_keys() = 0;
   virtual observe::CommandStats& command_stats() = 0;
   virtual observe::SlowLog& slowlog() = 0;
+  virtual Replication& replication() = 0;
 };
 
 struct CommandContext {
@@ -197,6 +237,7 @@ void RegisterKeyFamily(CommandTable* t);
 void RegisterServerFamily(CommandTable* t);
 void RegisterTransactionFamily(CommandTable* t);
 void RegisterObserveFamily(CommandTable* t);
+void RegisterReplicationFamily(CommandTable* t);
 void RegisterAllCommands(CommandTable* t);
 
 }  // namespace levee::commands

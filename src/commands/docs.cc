@@ -78,6 +78,13 @@ const std::map<std::string, std::string, std::less<>>& SyntaxTable() {
       {"discard", ""},
       {"watch", "key [key ...]"},
       {"unwatch", ""},
+      {"replicaof", "host port"},
+      {"slaveof", "host port"},
+      {"role", ""},
+      {"replconf", "[option value ...]"},
+      {"psync", "replicationid offset"},
+      {"sync", ""},
+      {"wait", "numreplicas timeout"},
   };
   return table;
 }

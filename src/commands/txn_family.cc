@@ -44,10 +44,12 @@ void Exec(CommandContext& ctx, std::vector<std::string>&) {
   auto queued = std::move(ctx.client->queued);
   ctx.client->in_multi = false;
   ctx.reply.ArrayHeader(queued.size());
+  ctx.client->in_exec = true;
   for (auto& args : queued) {
     const Spec* spec = ctx.services.table().Find(args[0]);
     spec->handler(ctx, args);  // known and arity-checked when queued
   }
+  ctx.client->in_exec = false;
   EndMulti(ctx);
 }
 

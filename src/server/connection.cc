@@ -54,7 +54,7 @@ void Connection::Start() {
 }
 
 void Connection::DoRead() {
-  if (closed_ || reading_) return;
+  if (closed_ || reading_ || state_->handoff) return;
   // Move the unparsed bytes to the front once the parsed prefix dominates.
   if (in_pos_ > 0 && (in_pos_ == in_len_ || in_pos_ > in_len_ / 2)) {
     std::memmove(in_.data(), in_.data() + in_pos_, in_len_ - in_pos_);
@@ -104,7 +104,10 @@ void Connection::OnRead(const asio::error_code& ec, size_t n) {
 }
 
 void Connection::Process() {
-  while (!closed_ && !waiting_ && !protocol_error_ && !state_->close_after_reply) {
+  // The engine and writer stay put while this pass uses them (a replica's
+  // full resync swaps them under the exclusive lock).
+  std::shared_lock<std::shared_mutex> data_lock(server_->data_mutex());
+  while (!closed_ && !waiting_ && !protocol_error_ && !state_->close_after_reply && !state_->handoff) {
     if (has_held_) {
       has_held_ = false;
       std::vector<std::string> args = std::move(held_);
@@ -133,6 +136,7 @@ void Connection::Process() {
     if (!Dispatch(args)) break;
   }
   if (!waiting_) SubmitPending();
+  data_lock.unlock();
   Flush();
 }
 
@@ -194,6 +198,10 @@ void Connection::RunInline(const commands::Spec* spec, std::vector<std::string>&
     state_->queued.push_back(std::move(args));
     state_->queued_count = state_->queued.size();
     rb.SimpleString("QUEUED");
+  } else if (std::string stale = (spec->flags & commands::kReadOnly) ? server_->replication().StaleRefusal() : "";
+             !stale.empty()) {
+    rb.Error(stale);
+    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
   } else {
     commands::CommandContext ctx{state_, *server_, server_->read_view(), nullptr, rb, NowMs()};
     auto start = std::chrono::steady_clock::now();
@@ -201,6 +209,25 @@ void Connection::RunInline(const commands::Spec* spec, std::vector<std::string>&
     RecordCommand(*server_, *spec, args, *state_, start, std::string_view(out_).substr(before));
     if (state_->authenticated) parser_.set_authenticated(true);
   }
+}
+
+void Connection::HandOff() {
+  // Replies before PSYNC are written; no read is outstanding (Process runs
+  // between reads, and DoRead starts none once a hand-off is set).
+  auto handoff = std::move(state_->handoff);
+  state_->handoff = nullptr;
+  std::string unparsed(in_.data() + in_pos_, in_len_ - in_pos_);
+  asio::error_code ec;
+  socket_.non_blocking(false, ec);
+  int fd = socket_.release(ec);
+  closed_ = true;
+  server_->clients().UnwatchAll(state_.get());
+  server_->clients().Remove(state_->id);
+  if (ec || fd < 0) {
+    logging::Warn("repl", "could not hand the replica's socket over", {{"error", ec.message()}});
+    return;
+  }
+  handoff(fd, std::move(unparsed));
 }
 
 void Connection::SubmitPending() {
@@ -249,6 +276,7 @@ void Connection::Flush() {
   if (writing_) return;
   if (out_.empty()) {
     if (state_->close_after_reply) Close("");
+    else if (state_->handoff) HandOff();
     return;
   }
   sending_.swap(out_);

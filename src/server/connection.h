@@ -53,6 +53,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Flush();
   void OnWritten(const asio::error_code& ec, size_t n);
   void Close(const std::string& why);
+  // Gives the socket to replication (after PSYNC).
+  void HandOff();
 
   Server* server_;
   asio::ip::tcp::socket socket_;

@@ -133,13 +133,7 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "client_output_buffer_limit_disconnections", stats_.output_limit_disconnects.load());
     line(o, "client_query_buffer_limit_disconnections", stats_.query_limit_disconnects.load());
   } else if (name == "replication") {
-    o = "# Replication\r\n";
-    line(o, "role", std::string("master"));
-    line(o, "connected_slaves", 0);
-    line(o, "master_replid", run_id_);
-    line(o, "master_replid2", std::string(40, '0'));
-    line(o, "master_repl_offset", engine_->applied_sequence());
-    line(o, "second_repl_offset", -1);
+    return repl_->InfoSection();
   } else if (name == "cpu") {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

@@ -74,6 +74,8 @@ Status Server::Start() {
   RegisterMetrics();
   // HTTP first: /healthz must answer (and /readyz say why not) while a long
   // log replay runs, or Kubernetes would restart the pod mid-recovery.
+  repl_ = std::make_unique<repl::Manager>(this);
+  repl_->RegisterMetrics(&registry_);
   LEVEE_RETURN_IF_ERROR(StartHttpAndThreads());
   LEVEE_RETURN_IF_ERROR(OpenData());
 
@@ -91,7 +93,10 @@ Status Server::Start() {
                            " (is another server using the port? set --port)");
   }
   port_ = acceptor_->local_endpoint().port();
+  // A replica's writer must never make records of its own (expiry).
+  if (!config_->GetString("replicaof").empty()) writer_->set_replica_mode(true);
   writer_->Start();
+  LEVEE_RETURN_IF_ERROR(repl_->Start(config_->GetString("replicaof")));
   asio::post(*contexts_[0], [this] { Accept(); });
   ready_ = true;
   logging::Info("server", "ready to accept connections",
@@ -160,6 +165,19 @@ Status Server::OpenData() {
     }
   }
 
+  LEVEE_RETURN_IF_ERROR(FinishStagedCopy());
+  LEVEE_RETURN_IF_ERROR(OpenStorage());
+
+  limits_.max_bulk_len = static_cast<size_t>(config_->GetInt("proto-max-bulk-len"));
+  query_limit_ = static_cast<size_t>(config_->GetInt("client-query-buffer-limit"));
+  output_limit_ = static_cast<size_t>(config_->GetInt("client-output-buffer-limit"));
+  maxclients_ = static_cast<size_t>(config_->GetInt("maxclients"));
+  WireConfigCallbacks();
+  data_open_.store(true, std::memory_order_release);
+  return Status::OK();
+}
+
+Status Server::OpenStorage() {
   storage::EngineOptions eo;
   eo.path = (fs::path(data_dir_) / "db").string();
   eo.block_cache_bytes = static_cast<size_t>(config_->GetInt("block-cache-mb")) << 20;
@@ -209,26 +227,97 @@ Status Server::OpenData() {
                              engine_->expires_count());
   }
   writer_->set_counter(counter_.get());
+  if (repl_) {
+    writer_->set_hooks(repl_.get());
+    writer_->set_replica_mode(repl_->is_replica());
+  }
 
-  limits_.max_bulk_len = static_cast<size_t>(config_->GetInt("proto-max-bulk-len"));
-  query_limit_ = static_cast<size_t>(config_->GetInt("client-query-buffer-limit"));
-  output_limit_ = static_cast<size_t>(config_->GetInt("client-output-buffer-limit"));
-  maxclients_ = static_cast<size_t>(config_->GetInt("maxclients"));
-  WireConfigCallbacks();
-  data_open_.store(true, std::memory_order_release);
+  return Status::OK();
+}
+
+std::string Server::instance_id() {
+  std::lock_guard<std::mutex> l(instance_mu_);
+  if (instance_id_.empty()) {
+    fs::path p = fs::path(data_dir_) / "instance-id";
+    std::ifstream f(p);
+    std::getline(f, instance_id_);
+    if (instance_id_.size() != 40) {
+      instance_id_ = RandomHex(20);
+      std::ofstream o(p, std::ios::trunc);
+      o << instance_id_ << "\n";
+    }
+  }
+  return instance_id_;
+}
+
+Status Server::FinishStagedCopy() {
+  fs::path staging = fs::path(data_dir_) / "sync-staging";
+  std::error_code ec;
+  if (!fs::exists(staging / "COMPLETE", ec)) return Status::OK();
+  // A full resync received everything and then stopped before the copy
+  // replaced the database: finish the swap (each step can be redone).
+  fs::path db = fs::path(data_dir_) / "db", wal = fs::path(data_dir_) / "wal";
+  if (fs::exists(staging / "db", ec)) {
+    fs::remove_all(wal, ec);
+    fs::remove_all(db, ec);
+    if (ec) return Status::IOError("cannot remove " + db.string() + " to install a full-resync copy: " + ec.message());
+    fs::rename(staging / "db", db, ec);
+    if (ec) return Status::IOError("cannot move the full-resync copy into " + db.string() + ": " + ec.message());
+  }
+  fs::remove_all(staging, ec);
+  fs::remove(fs::path(data_dir_) / "instance-id", ec);
+  {
+    std::lock_guard<std::mutex> l(instance_mu_);
+    instance_id_.clear();
+  }
+  if (!ready_.load()) {
+    logging::Info("repl", "installed the copy a full resync had completed before levee stopped", {{"data_dir", data_dir_}});
+  }
+  return Status::OK();
+}
+
+Status Server::InstallCopy(const std::string& dir, uint64_t sequence) {
+  std::unique_lock<std::shared_mutex> lock(data_mu_);
+  bool replica = writer_->replica_mode();
+  writer_->Stop();
+  writer_.reset();
+  counter_.reset();
+  read_view_.reset();
+  Status st = log_->RemoveAll();
+  log_.reset();
+  engine_.reset();
+  if (!st.ok()) return st;
+  LEVEE_RETURN_IF_ERROR(FinishStagedCopy());
+  (void)dir;
+  st = OpenStorage();
+  if (!st.ok()) {
+    logging::Log(logging::Severity::kCritical, "repl", "could not open the database after a full resync",
+                 {{"error", st.ToString()}});
+    return st;
+  }
+  writer_->set_replica_mode(replica);
+  if (engine_->applied_sequence() != sequence) {
+    logging::Error("repl", "full-resync copy has a different applied sequence than the primary announced",
+                   {{"copy", engine_->applied_sequence()}, {"announced", sequence}});
+  }
+  writer_->Start();
   return Status::OK();
 }
 
 HttpServer::Response Server::HandleHttp(const std::string& path, const std::string& accept) {
   HttpServer::Response r;
+  // The writer and engine are replaced by a full resync; not while we look.
+  std::shared_lock<std::shared_mutex> data_lock(data_mu_, std::defer_lock);
+  if (data_open_.load(std::memory_order_acquire)) data_lock.lock();
   if (path == "/healthz") {
     std::string why = Health();
     r.status = why.empty() ? 200 : 503;
     r.body = why.empty() ? "ok\n" : why + "\n";
   } else if (path == "/readyz") {
     bool ok = ready_.load();
-    r.status = ok ? 200 : 503;
-    r.body = ok ? "ready\n" : "not ready: opening the data and replaying the write-ahead log\n";
+    std::string why = ok ? repl_->ReadyRefusal() : "opening the data and replaying the write-ahead log";
+    r.status = why.empty() ? 200 : 503;
+    r.body = why.empty() ? "ready\n" : "not ready: " + why + "\n";
   } else if (path == "/metrics") {
     bool om = accept.find("application/openmetrics-text") != std::string::npos;
     r.body = registry_.Expose(om);
@@ -335,6 +424,7 @@ void Server::Shutdown() {
   for (auto& c : clients_.Snapshot()) {
     if (c->kill) c->kill();
   }
+  if (repl_) repl_->Stop();
   if (writer_) writer_->Stop();
   for (auto& g : guards_) g.reset();
   for (auto& c : contexts_) c->stop();

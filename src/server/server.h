@@ -11,6 +11,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -21,6 +22,8 @@
 #include "common/status.h"
 #include "observe/command_stats.h"
 #include "observe/metrics.h"
+#include "repl/manager.h"
+#include "repl/node.h"
 #include "resp/parser.h"
 #include "server/http.h"
 #include "server/writer.h"
@@ -47,7 +50,7 @@ struct ServerStats {
   std::atomic<uint64_t> query_limit_disconnects{0};
 };
 
-class Server final : public commands::Services {
+class Server final : public commands::Services, public repl::Node {
  public:
   // config must outlive the server.
   explicit Server(Config* config);
@@ -83,6 +86,23 @@ class Server final : public commands::Services {
   std::atomic<uint64_t>& expired_keys() override { return stats_.expired_keys; }
   observe::CommandStats& command_stats() override { return *command_stats_; }
   observe::SlowLog& slowlog() override { return slowlog_; }
+  commands::Replication& replication() override { return *repl_; }
+
+  // repl::Node
+  const std::string& run_id() override { return run_id_; }
+  const std::string& data_dir() override { return data_dir_; }
+  uint16_t listen_port() override { return port_; }
+  std::string instance_id() override;
+  uint64_t last_sequence() override { return writer_->last_sequence(); }
+  void SetReplicaMode(bool on) override { writer_->set_replica_mode(on); }
+  void SubmitReplicated(std::unique_ptr<ReplicatedBatch> batch) override { writer_->SubmitReplicated(std::move(batch)); }
+  void RunOnWriter(const std::function<void()>& fn) override { writer_->RunOnWriter(fn); }
+  Status InstallCopy(const std::string& dir, uint64_t sequence) override;
+
+  // Held shared by everything that uses the engine, log or writer from an
+  // io or HTTP thread; InstallCopy holds it exclusively while it swaps them.
+  std::shared_mutex& data_mutex() { return data_mu_; }
+  repl::Manager& repl() { return *repl_; }
   // Where modules register their metric families (replication, backup...).
   observe::Registry& metrics() { return registry_; }
 
@@ -107,6 +127,10 @@ class Server final : public commands::Services {
   void WireConfigCallbacks();
   Status StartHttpAndThreads();
   Status OpenData();
+  // Engine, log, recovery, counter and writer (also after a full resync).
+  Status OpenStorage();
+  // Finishes a full-resync copy a crash interrupted (sync-staging/COMPLETE).
+  Status FinishStagedCopy();
   void RegisterMetrics();  // metrics_families.cc
   HttpServer::Response HandleHttp(const std::string& path, const std::string& accept);
 
@@ -118,6 +142,10 @@ class Server final : public commands::Services {
   std::unique_ptr<storage::KeyCounter> counter_;  // before writer_: the writer uses it
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<storage::DataView> read_view_;
+  std::unique_ptr<repl::Manager> repl_;
+  std::shared_mutex data_mu_;
+  std::mutex instance_mu_;
+  std::string instance_id_;
   std::string password_;
   resp::Limits limits_;
   std::atomic<size_t> query_limit_{0}, output_limit_{0};

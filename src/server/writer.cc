@@ -93,6 +93,7 @@ Status Writer::Recover(uint64_t* replayed) {
                   {{"applied_sequence", applied}, {"log_last_sequence", log_->last_sequence()}});
   }
   next_sequence_ = std::max(applied, log_->last_sequence()) + 1;
+  last_sequence_ = next_sequence_ - 1;
   return Status::OK();
 }
 
@@ -143,6 +144,32 @@ void Writer::Submit(std::unique_ptr<WriteJob> job) {
   cv_.notify_one();
 }
 
+void Writer::RunOnWriter(const std::function<void()>& fn) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool ran = false;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    barriers_.push_back([&] {
+      fn();
+      std::lock_guard<std::mutex> g(m);
+      ran = true;
+      cv.notify_all();
+    });
+  }
+  cv_.notify_one();
+  std::unique_lock<std::mutex> l(m);
+  cv.wait(l, [&] { return ran; });
+}
+
+void Writer::SubmitReplicated(std::unique_ptr<ReplicatedBatch> batch) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    repl_queue_.push_back(std::move(batch));
+  }
+  cv_.notify_one();
+}
+
 uint64_t Writer::queued() const {
   std::lock_guard<std::mutex> l(mu_);
   return queue_.size();
@@ -161,17 +188,27 @@ void Writer::SetFailure(const std::string& f) {
 
 void Writer::Run() {
   std::vector<std::unique_ptr<WriteJob>> jobs;
+  std::deque<std::unique_ptr<ReplicatedBatch>> batches;
+  std::deque<std::function<void()>> barriers;
   while (true) {
     {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait_for(l, std::chrono::milliseconds(100), [this] { return stopping_ || !queue_.empty(); });
-      if (stopping_ && queue_.empty()) break;
+      cv_.wait_for(l, std::chrono::milliseconds(100), [this] {
+        return stopping_ || !queue_.empty() || !repl_queue_.empty() || !barriers_.empty();
+      });
+      if (stopping_ && queue_.empty() && repl_queue_.empty() && barriers_.empty()) break;
+      batches.swap(repl_queue_);
+      barriers.swap(barriers_);
       size_t n = std::min(queue_.size(), max_group_.load());
       for (size_t i = 0; i < n; i++) {
         jobs.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
     }
+    for (auto& fn : barriers) fn();
+    barriers.clear();
+    for (auto& b : batches) ApplyReplicated(*b);
+    batches.clear();
     ProcessGroup(jobs);
     jobs.clear();
     MaybeTrimLog();
@@ -211,6 +248,9 @@ bool Writer::DiskHasRoom(std::string* why) {
 void Writer::FailJobs(std::vector<std::unique_ptr<WriteJob>>& jobs, const std::string& error) {
   for (auto& job : jobs) {
     job->reply.clear();
+    job->sync_replies.clear();
+    job->sync_sequence = 0;
+    job->client->wait_pending = false;
     resp::ReplyBuilder rb(&job->reply, job->client->protocol);
     for (size_t i = 0; i < job->commands.size(); i++) rb.Error("ERR " + error);
     // A failed EXEC still ends the transaction.
@@ -229,7 +269,7 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
   std::string failure = this->failure();
   // Expiry first, as its own record and batch: the client group below then
   // reads its result from LevelDB, and sequences stay in append order.
-  if (failure.empty() && (now - last_expire_ms_ >= 100 || jobs.empty())) {
+  if (failure.empty() && !replica_mode_.load() && (now - last_expire_ms_ >= 100 || jobs.empty())) {
     ExpireCycle(now);
     last_expire_ms_ = now;
   }
@@ -251,9 +291,15 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
         std::vector<std::string>& args = job->commands[i];
         const commands::Spec* spec = job->specs[i];
         rec.mutations.clear();
+        const size_t before = job->reply.size();
+        std::string refusal = Refusal(*spec, *job->client);
+        if (!refusal.empty()) {
+          rb.Error(refusal);
+          RecordRejected(*services_, spec, std::string_view(job->reply).substr(before));
+          continue;
+        }
         group.set_recording(&rec.mutations);
         commands::CommandContext ctx{job->client, *services_, group, &group, rb, now};
-        const size_t before = job->reply.size();
         auto start = std::chrono::steady_clock::now();
         spec->handler(ctx, args);
         RecordCommand(*services_, *spec, args, *job->client, start, std::string_view(job->reply).substr(before));
@@ -264,6 +310,16 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
         rec.time_ms = now;
         wal::AppendFramed(rec, &framed);
         stats_.records++;
+        job->client->last_write_sequence = rec.sequence;
+        if (hooks_ != nullptr) {
+          for (const auto& m : rec.mutations) {
+            if (m.kind == wal::Mutation::Kind::kFlushAll || hooks_->IsSyncKey(m.key)) {
+              job->sync_replies.emplace_back(before, job->reply.size());
+              job->sync_sequence = rec.sequence;
+              break;
+            }
+          }
+        }
         // WATCH runs on this thread too, so registrations and these touches
         // are ordered: a watcher sees every write after its WATCH.
         if (services_->clients().any_watched()) {
@@ -308,6 +364,8 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
       FailJobs(jobs, sticky.empty() ? msg : sticky);
     } else {
       stats_.log_bytes += framed.size();
+      last_sequence_.store(last_seq, std::memory_order_release);
+      if (hooks_ != nullptr) hooks_->OnAppended(last_seq);
       st = group.Commit(last_seq, false);
       stats_.commit_seconds.Observe(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - commit_start).count());
@@ -320,10 +378,86 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
     }
   }
   stats_.groups++;
-  for (auto& job : jobs) {
-    auto done = std::move(job->done);
-    done(std::move(job));
+  for (auto& job : jobs) Finish(std::move(job));
+}
+
+void Writer::Finish(std::unique_ptr<WriteJob> job) {
+  commands::ClientState& c = *job->client;
+  if (c.wait_pending) {
+    c.wait_pending = false;
+    if (hooks_ != nullptr) {
+      hooks_->HoldForWait(std::move(job), c.last_write_sequence, c.wait_replicas, c.wait_timeout_ms);
+      return;
+    }
+    resp::ReplyBuilder(&job->reply, c.protocol).Integer(0);
   }
+  if (hooks_ != nullptr && job->sync_sequence != 0) {
+    hooks_->HoldForAcks(std::move(job));
+    return;
+  }
+  auto done = std::move(job->done);
+  done(std::move(job));
+}
+
+std::string Writer::Refusal(const commands::Spec& spec, const commands::ClientState& client) {
+  bool writes = spec.flags & commands::kWrite;
+  if (!writes && spec.name == "exec") {
+    // A transaction writes if any queued command does.
+    for (const auto& q : client.queued) {
+      const commands::Spec* s = services_->table().Find(q[0]);
+      if (s != nullptr && (s->flags & commands::kWrite)) writes = true;
+    }
+  }
+  if (!writes) return "";
+  if (replica_mode_.load()) return "READONLY You can't write against a read only replica.";
+  if (hooks_ != nullptr) return hooks_->WriteRefusal();
+  return "";
+}
+
+void Writer::ApplyReplicated(ReplicatedBatch& b) {
+  Status st;
+  if (b.records.empty()) {
+    b.done(Status::OK());
+    return;
+  }
+  const uint64_t first = b.records.front().sequence, last = b.records.back().sequence;
+  if (first != next_sequence_) {
+    st = Status::InvalidArgument("replication stream sent sequence " + std::to_string(first) + ", expected " +
+                                 std::to_string(next_sequence_));
+  } else if (std::string f = failure(); !f.empty()) {
+    st = Status::IOError(f);
+  } else {
+    st = log_->Append(b.frames, first, last);
+    if (st.ok() && fsync_.load() == FsyncPolicy::kAlways) {
+      st = log_->Sync();
+      stats_.fsyncs++;
+    }
+    if (st.ok()) {
+      stats_.log_bytes += b.frames.size();
+      stats_.records += b.records.size();
+      next_sequence_ = last + 1;
+      last_sequence_.store(last, std::memory_order_release);
+      storage::WriteGroup group(engine_, counter_);
+      for (const auto& rec : b.records) {
+        for (const auto& m : rec.mutations) {
+          if (!st.ok()) break;
+          st = group.Apply(m);
+          if (services_->clients().any_watched()) {
+            if (m.kind == wal::Mutation::Kind::kFlushAll) services_->clients().TouchAll();
+            else services_->clients().TouchKey(m.key);
+          }
+        }
+      }
+      if (st.ok()) st = group.Commit(last, false);
+      if (!st.ok()) {
+        SetFailure("LevelDB write failed applying replicated records (" + st.message() +
+                   "); restart levee, which replays its log");
+      } else if (hooks_ != nullptr) {
+        hooks_->OnAppended(last);
+      }
+    }
+  }
+  b.done(st);
 }
 
 void Writer::ExpireCycle(int64_t now_ms) {
@@ -364,6 +498,8 @@ void Writer::ExpireCycle(int64_t now_ms) {
       return;
     }
     seq = next_sequence_++;
+    last_sequence_.store(seq, std::memory_order_release);
+    if (hooks_ != nullptr) hooks_->OnAppended(seq);
     stats_.records++;
     stats_.log_bytes += out.size();
   }
@@ -387,6 +523,11 @@ void Writer::MaybeTrimLog() {
   uint64_t applied = engine_->applied_sequence();
   uint64_t through = segs[segs.size() - keep - 2].last_sequence;
   if (through > applied) through = applied;
+  if (hooks_ != nullptr) {
+    uint64_t need = hooks_->RetainFrom();
+    if (need != UINT64_MAX && need <= through) through = need == 0 ? 0 : need - 1;
+  }
+  if (through == 0) return;
   // LevelDB's own log is not synced: make it durable through `applied`
   // before the only other copy of those records goes.
   storage::WriteGroup empty(engine_);

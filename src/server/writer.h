@@ -28,6 +28,7 @@
 #include "commands/command.h"
 #include "common/status.h"
 #include "observe/metrics.h"
+#include "wal/record.h"
 
 namespace levee::storage {
 class Engine;
@@ -47,9 +48,43 @@ struct WriteJob {
   std::vector<std::vector<std::string>> commands;
   std::vector<const commands::Spec*> specs;  // commands[i]'s spec, looked up by the io thread
   std::string reply;  // filled by the writer
+  // Replies (begin, end in reply) of commands that wrote sync-class keys,
+  // and the last sequence among them: the job is held until replicas ack it.
+  std::vector<std::pair<size_t, size_t>> sync_replies;
+  uint64_t sync_sequence = 0;
   // Called on the writer thread once the replies are final; it must hand the
   // job back to the client's own thread and return quickly.
   std::function<void(std::unique_ptr<WriteJob>)> done;
+};
+
+// Records received from a primary, applied by a replica's writer with the
+// primary's sequences.
+struct ReplicatedBatch {
+  std::string frames;  // as received; appended to this server's log unchanged
+  std::vector<wal::Record> records;
+  // Called on the writer thread when applied (or not): must return quickly.
+  std::function<void(const Status&)> done;
+};
+
+// What the writer needs from replication (implemented by repl::Manager).
+class ReplicationHooks {
+ public:
+  virtual ~ReplicationHooks() = default;
+  // Records through `last` are in the log (replication senders may read them).
+  virtual void OnAppended(uint64_t last) = 0;
+  // Lowest sequence replicas still need from the log (UINT64_MAX: none).
+  virtual uint64_t RetainFrom() = 0;
+  // min-replicas-to-write: the error for a write, or empty when it may go.
+  virtual std::string WriteRefusal() = 0;
+  // Whether a write to key must be acked by replicas before its reply.
+  virtual bool IsSyncKey(std::string_view key) = 0;
+  // Takes a finished job and calls its done() once replicas acked
+  // job->sync_sequence, or the sync timeout passed.
+  virtual void HoldForAcks(std::unique_ptr<WriteJob> job) = 0;
+  // WAIT: replies with the number of replicas that acked `sequence`, once
+  // `replicas` have or timeout_ms passed (0: no limit).
+  virtual void HoldForWait(std::unique_ptr<WriteJob> job, uint64_t sequence, int64_t replicas,
+                           int64_t timeout_ms) = 0;
 };
 
 struct WriterStats {
@@ -88,6 +123,19 @@ class Writer {
   // Finishes queued jobs, syncs the log and joins the threads.
   void Stop();
   void Submit(std::unique_ptr<WriteJob> job);
+  // A replica's stream: applied in order, before queued client jobs.
+  void SubmitReplicated(std::unique_ptr<ReplicatedBatch> batch);
+  // Runs fn on the writer thread between groups (nothing is being written
+  // then) and returns when it has run.
+  void RunOnWriter(const std::function<void()>& fn);
+
+  // A replica's writer refuses client writes (READONLY), applies only its
+  // primary's records, and leaves expiry to the primary's logged deletes.
+  void set_replica_mode(bool on) { replica_mode_.store(on); }
+  bool replica_mode() const { return replica_mode_.load(); }
+  void set_hooks(ReplicationHooks* h) { hooks_ = h; }
+  // Sequence of the newest record in the log (or applied, if later).
+  uint64_t last_sequence() const { return last_sequence_.load(std::memory_order_acquire); }
 
   // Blind writes are counted by this counter (set before Start).
   void set_counter(storage::KeyCounter* c) { counter_ = c; }
@@ -106,6 +154,10 @@ class Writer {
   void Run();
   void RunSyncer();
   void ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs);
+  void ApplyReplicated(ReplicatedBatch& batch);
+  // Why spec may not run now (READONLY, NOREPLICAS), or empty.
+  std::string Refusal(const commands::Spec& spec, const commands::ClientState& client);
+  void Finish(std::unique_ptr<WriteJob> job);
   void ExpireCycle(int64_t now_ms);
   void MaybeTrimLog();
   bool DiskHasRoom(std::string* why);
@@ -124,6 +176,11 @@ class Writer {
   mutable std::mutex mu_;  // guards queue_, stopping_, failure_
   std::condition_variable cv_;
   std::deque<std::unique_ptr<WriteJob>> queue_;
+  std::deque<std::unique_ptr<ReplicatedBatch>> repl_queue_;
+  std::deque<std::function<void()>> barriers_;
+  std::atomic<bool> replica_mode_{false};
+  ReplicationHooks* hooks_ = nullptr;
+  std::atomic<uint64_t> last_sequence_{0};
   bool stopping_ = false;
   std::string failure_;
 

@@ -48,6 +48,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   std::unique_ptr<Engine> e(new Engine());
   std::error_code ec;
   if (options.create_if_missing) std::filesystem::create_directories(options.path, ec);
+  e->path_ = options.path;
+  e->env_ = std::make_unique<DeferringEnv>();
   auto* logger = new RecentLogger((std::filesystem::path(options.path) / "LOG").string());
   e->info_log_.reset(logger);
   e->filter_.reset(leveldb::NewBloomFilterPolicy(10));
@@ -55,6 +57,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   leveldb::Options o;
   o.create_if_missing = options.create_if_missing;
   o.paranoid_checks = true;
+  o.env = e->env_.get();
   o.info_log = logger;
   o.block_cache = e->cache_.get();
   o.filter_policy = e->filter_.get();

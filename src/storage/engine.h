@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "common/status.h"
+#include "storage/checkpoint.h"
 #include "storage/encoding.h"
 
 namespace leveldb {
@@ -94,9 +95,14 @@ class Engine {
   Status Write(leveldb::WriteBatch* batch, const Commit& commit, bool sync);
 
   leveldb::DB* raw() const { return db_.get(); }
+  const std::string& path() const { return path_; }
+  // A consistent copyable set of the database's files (storage/checkpoint.h).
+  StatusOr<std::unique_ptr<Checkpoint>> TakeCheckpoint() { return Checkpoint::Take(env_.get(), path_); }
 
  private:
   Engine() = default;
+  std::string path_;
+  std::unique_ptr<DeferringEnv> env_;  // outlives db_
   std::unique_ptr<leveldb::Logger> info_log_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<class CountingCache> cache_;

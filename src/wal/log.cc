@@ -18,7 +18,6 @@ namespace {
 
 constexpr char kMagic[8] = {'L', 'E', 'V', 'E', 'E', 'W', 'A', 'L'};
 constexpr uint32_t kSegmentVersion = 1;
-constexpr size_t kSegmentHeaderSize = 20;
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
 

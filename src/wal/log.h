@@ -24,6 +24,9 @@
 
 namespace levee::wal {
 
+// magic "LEVEEWAL", fixed32 version, fixed64 first sequence.
+inline constexpr size_t kSegmentHeaderSize = 20;
+
 struct LogOptions {
   std::string dir;
   uint64_t segment_bytes = 64ull << 20;  // roll to a new segment past this size

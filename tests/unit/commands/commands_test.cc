@@ -14,6 +14,22 @@
 namespace levee::commands {
 namespace {
 
+// Replication as a standalone primary with no replicas sees it.
+class NoReplication : public Replication {
+ public:
+  std::string ReplicaOf(const std::string&, int) override { return "ERR not in unit tests"; }
+  void Role(resp::ReplyBuilder& rb) override { rb.Bulk("master"); }
+  std::string InfoSection() override { return "# Replication\r\nrole:master\r\n"; }
+  void Psync(const std::shared_ptr<ClientState>&, const std::string&, const std::string&,
+             resp::ReplyBuilder& rb) override {
+    rb.Error("ERR not in unit tests");
+  }
+  void Identify(const std::string&, resp::ReplyBuilder& rb) override { rb.SimpleString("self"); }
+  bool is_replica() override { return false; }
+  int64_t AckedBy(uint64_t) override { return 0; }
+  std::string StaleRefusal() override { return ""; }
+};
+
 class Harness : public Services {
  public:
   Harness() {
@@ -94,6 +110,8 @@ class Harness : public Services {
   std::atomic<uint64_t>& expired_keys() override { return expired_; }
   observe::CommandStats& command_stats() override { return stats_; }
   observe::SlowLog& slowlog() override { return slowlog_; }
+  Replication& replication() override { return replication_; }
+  NoReplication replication_;
 
   int64_t now_ms = 1'700'000'000'000;
   std::string password;

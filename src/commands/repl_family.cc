@@ -1,0 +1,94 @@
+// Replication commands: REPLICAOF/SLAVEOF, ROLE, REPLCONF, PSYNC, WAIT.
+// The work is repl::Manager's (through Services::replication()); these
+// parse arguments and answer as Redis does.
+#include <cstdlib>
+
+#include "commands/command.h"
+
+namespace levee::commands {
+namespace {
+
+void ReplicaOf(CommandContext& ctx, std::vector<std::string>& a) {
+  if (EqualsIgnoreCase(a[1], "no") && EqualsIgnoreCase(a[2], "one")) {
+    std::string err = ctx.services.replication().ReplicaOf("", 0);
+    if (!err.empty()) return ctx.reply.Error(err);
+    return ctx.reply.Ok();
+  }
+  int64_t port;
+  if (!ParseInt64(a[2], &port) || port < 1 || port > 65535) return ctx.reply.Error("ERR Invalid master port");
+  std::string err = ctx.services.replication().ReplicaOf(a[1], static_cast<int>(port));
+  if (!err.empty()) return ctx.reply.Error(err);
+  ctx.reply.Ok();
+}
+
+void Role(CommandContext& ctx, std::vector<std::string>&) { ctx.services.replication().Role(ctx.reply); }
+
+void Replconf(CommandContext& ctx, std::vector<std::string>& a) {
+  if (a.size() % 2 == 0) return ctx.reply.Error(kErrSyntax);
+  for (size_t i = 1; i + 1 < a.size(); i += 2) {
+    std::string opt = ToLower(a[i]);
+    const std::string& v = a[i + 1];
+    if (opt == "listening-port") {
+      int64_t p;
+      if (!ParseInt64(v, &p) || p < 0 || p > 65535) return ctx.reply.Error("ERR invalid listening-port");
+      ctx.client->repl_listening_port = static_cast<int>(p);
+    } else if (opt == "capa") {
+      if (EqualsIgnoreCase(v, "zstd")) ctx.client->repl_capa_zstd = true;
+      // eof, psync2: what levee always does; unknown capabilities are ignored, as Redis does.
+    } else if (opt == "levee-id") {
+      ctx.client->repl_node_id = v;
+      return ctx.services.replication().Identify(v, ctx.reply);
+    } else if (opt == "ack" || opt == "getack" || opt == "ip-address" || opt == "rdb-only" ||
+               opt == "rdb-filter-only") {
+      // ACK on an ordinary connection means nothing; replicas' acks come
+      // on their replication link.
+    } else {
+      return ctx.reply.Error("ERR Unrecognized REPLCONF option: " + a[i]);
+    }
+  }
+  ctx.reply.Ok();
+}
+
+void Psync(CommandContext& ctx, std::vector<std::string>& a) {
+  ctx.services.replication().Psync(ctx.client, a[1], a[2], ctx.reply);
+}
+
+void Sync(CommandContext& ctx, std::vector<std::string>&) {
+  ctx.reply.Error("ERR levee replicates with PSYNC only (its stream is not an RDB file): use a levee replica");
+}
+
+void Wait(CommandContext& ctx, std::vector<std::string>& a) {
+  int64_t n, timeout;
+  if (!ParseInt64(a[1], &n)) return ctx.reply.Error(kErrNotInteger);
+  if (!ParseInt64(a[2], &timeout)) return ctx.reply.Error("ERR timeout is not an integer or out of range");
+  if (timeout < 0) return ctx.reply.Error("ERR timeout is negative");
+  Replication& r = ctx.services.replication();
+  if (r.is_replica()) return ctx.reply.Error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.");
+  if (ctx.client->in_exec || n <= 0) {
+    return ctx.reply.Integer(r.AckedBy(ctx.client->last_write_sequence));
+  }
+  // The writer holds the job and replies when enough replicas acked this
+  // client's last write (or the timeout passed).
+  ctx.client->wait_pending = true;
+  ctx.client->wait_replicas = n;
+  ctx.client->wait_timeout_ms = timeout;
+}
+
+}  // namespace
+
+void RegisterReplicationFamily(CommandTable* t) {
+  auto add = [t](std::string name, int arity, uint32_t flags, std::string summary, Handler h) {
+    t->Add(Spec{std::move(name), arity, flags, 0, 0, 0, "replication", std::move(summary), std::move(h)});
+  };
+  add("replicaof", 3, kAdmin, "Makes this server a replica of another, or (NO ONE) a primary.", ReplicaOf);
+  add("slaveof", 3, kAdmin, "Old name of REPLICAOF.", ReplicaOf);
+  add("role", 1, kFast, "Returns the replication role and its state.", Role);
+  add("replconf", -1, kAdmin | kNoQueue, "Replica handshake: listening port, capabilities, identity.", Replconf);
+  add("psync", 3, kAdmin | kNoQueue, "Starts a replication stream from a log offset.", Psync);
+  add("sync", 1, kAdmin | kNoQueue, "Refused: levee replicas use PSYNC.", Sync);
+  // On the writer: it knows the caller's last write and holds the reply
+  // until replicas acked it.
+  add("wait", 3, kOnWriter, "Waits until replicas acknowledged the caller's writes.", Wait);
+}
+
+}  // namespace levee::commands

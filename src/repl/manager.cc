@@ -1,0 +1,684 @@
+#include "repl/manager.h"
+
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/clock.h"
+#include "common/coding.h"
+#include "common/config.h"
+#include "common/logging.h"
+#include "repl/primary.h"
+#include "repl/replica.h"
+#include "resp/reply.h"
+#include "storage/engine.h"
+#include "wal/log.h"
+
+namespace levee::repl {
+namespace fs = std::filesystem;
+namespace {
+
+const std::string kNoId(40, '0');
+
+std::string NewReplId() {
+  unsigned char raw[20];
+  RAND_bytes(raw, sizeof(raw));
+  return HexEncode(std::string_view(reinterpret_cast<char*>(raw), sizeof(raw)));
+}
+
+std::vector<std::string> SplitPrefixes(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, ',')) {
+    while (!cur.empty() && cur.front() == ' ') cur.erase(0, 1);
+    while (!cur.empty() && cur.back() == ' ') cur.pop_back();
+    if (!cur.empty()) out.push_back(cur);
+  }
+  return out;
+}
+
+std::string Ip(const std::string& addr) {
+  size_t colon = addr.rfind(':');
+  std::string ip = colon == std::string::npos ? addr : addr.substr(0, colon);
+  if (ip.size() > 1 && ip.front() == '[') ip = ip.substr(1, ip.size() - 2);
+  return ip;
+}
+
+}  // namespace
+
+Manager::Manager(Node* node) : node_(node) {}
+
+Manager::~Manager() { Stop(); }
+
+Status Manager::LoadIds() {
+  fs::path p = fs::path(node_->data_dir()) / "replication-ids";
+  std::ifstream f(p);
+  ReplIds ids;
+  if (f && (f >> ids.replid >> ids.replid2 >> ids.second_offset) && ids.replid.size() == 40 &&
+      ids.replid2.size() == 40) {
+    std::lock_guard<std::mutex> l(ids_mu_);
+    ids_ = ids;
+    return Status::OK();
+  }
+  if (fs::exists(p)) logging::Warn("repl", "replication-ids is unreadable; starting a new replication history", {{"file", p.string()}});
+  ids = ReplIds{NewReplId(), kNoId, 0};
+  LEVEE_RETURN_IF_ERROR(SaveIds(ids));
+  std::lock_guard<std::mutex> l(ids_mu_);
+  ids_ = ids;
+  return Status::OK();
+}
+
+Status Manager::SaveIds(const ReplIds& ids) {
+  fs::path p = fs::path(node_->data_dir()) / "replication-ids";
+  fs::path tmp = p;
+  tmp += ".tmp";
+  std::string s = ids.replid + " " + ids.replid2 + " " + std::to_string(ids.second_offset) + "\n";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  bool ok = ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), p.c_str()) != 0) return Status::IOError("cannot write " + p.string());
+  return Status::OK();
+}
+
+ReplIds Manager::ids() {
+  std::lock_guard<std::mutex> l(ids_mu_);
+  return ids_;
+}
+
+void Manager::SetIds(const ReplIds& ids) {
+  Status st = SaveIds(ids);
+  if (!st.ok()) logging::Error("repl", "could not persist the replication ids", {{"error", st.ToString()}});
+  std::lock_guard<std::mutex> l(ids_mu_);
+  ids_ = ids;
+}
+
+void Manager::ReloadSettings() {
+  Config& c = node_->config();
+  min_replicas_ = c.GetInt("min-replicas-to-write");
+  min_replicas_max_lag_s_ = c.GetInt("min-replicas-max-lag");
+  sync_replicas_ = c.GetInt("sync-replicas");
+  sync_timeout_ms_ = c.GetInt("sync-timeout-ms");
+  sync_fail_ = c.GetString("sync-timeout-policy") == "fail";
+  auto prefixes = SplitPrefixes(c.GetString("sync-key-prefixes"));
+  std::lock_guard<std::mutex> l(prefixes_mu_);
+  sync_prefixes_ = std::move(prefixes);
+}
+
+Status Manager::Start(const std::string& replicaof) {
+  LEVEE_RETURN_IF_ERROR(LoadIds());
+  ReloadSettings();
+  for (const char* name : {"min-replicas-to-write", "min-replicas-max-lag", "sync-replicas", "sync-timeout-ms",
+                           "sync-timeout-policy", "sync-key-prefixes"}) {
+    node_->config().OnChange(name, [this](const std::string&) { ReloadSettings(); });
+  }
+  cron_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "levee-repl-cron");
+    Cron();
+  });
+  if (!replicaof.empty()) {
+    size_t colon = replicaof.rfind(':');
+    int port = 0;
+    if (colon != std::string::npos) port = std::atoi(replicaof.c_str() + colon + 1);
+    if (colon == std::string::npos || colon == 0 || port < 1 || port > 65535) {
+      return Status::InvalidArgument("replicaof '" + replicaof + "' is not host:port (e.g. levee-0.levee:6379)");
+    }
+    std::string err = ReplicaOf(replicaof.substr(0, colon), port);
+    if (!err.empty()) return Status::InvalidArgument(err);
+  }
+  return Status::OK();
+}
+
+void Manager::Stop() {
+  if (stopping_.exchange(true)) return;
+  {
+    std::lock_guard<std::mutex> l(cron_mu_);
+  }
+  cron_cv_.notify_all();
+  if (cron_.joinable()) cron_.join();
+  {
+    std::lock_guard<std::mutex> l(client_mu_);
+    if (client_) retired_.push_back(std::move(client_));
+    for (auto& c : retired_) c->Stop();
+  }
+  for (auto& c : retired_) c->Join();
+  retired_.clear();
+  std::vector<std::shared_ptr<ReplicaLink>> links;
+  std::list<Hold> holds;
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    links.swap(links_);
+    holds.swap(holds_);
+  }
+  for (auto& link : links) link->Stop();
+  for (auto& link : links) link->Join();
+  for (auto& h : holds) Release(h, true);
+}
+
+void Manager::StopClient() {
+  std::lock_guard<std::mutex> l(client_mu_);
+  if (client_) {
+    client_->Stop();
+    retired_.push_back(std::move(client_));
+  }
+  master_host_.clear();
+  master_port_ = 0;
+}
+
+std::string Manager::ReplicaOf(const std::string& host, int port) {
+  if (host.empty()) {
+    if (!replica_.load()) return "";
+    StopClient();
+    // A new history starts here; the old one stays valid through our last
+    // sequence, so replicas that followed it resync partially.
+    ReplIds old = ids();
+    ReplIds n{NewReplId(), old.replid, node_->last_sequence()};
+    SetIds(n);
+    replica_ = false;
+    node_->SetReplicaMode(false);
+    {
+      std::lock_guard<std::mutex> l(ids_mu_);
+      upstream_chain_.clear();
+    }
+    DisconnectReplicas();
+    logging::Info("repl", "promoted to primary (REPLICAOF NO ONE)",
+                  {{"replid", n.replid}, {"replid2", n.replid2}, {"second_offset", n.second_offset}});
+    return "";
+  }
+  {
+    std::lock_guard<std::mutex> l(client_mu_);
+    if (replica_.load() && client_ && master_host_ == host && master_port_ == port) return "";
+  }
+  StopClient();
+  replica_ = true;
+  node_->SetReplicaMode(true);
+  // Writes held for acks can't be acked by replicas of a replica.
+  {
+    std::list<Hold> holds;
+    {
+      std::lock_guard<std::mutex> l(links_mu_);
+      holds.swap(holds_);
+    }
+    for (auto& h : holds) Release(h, true);
+  }
+  DisconnectReplicas();
+  std::lock_guard<std::mutex> l(client_mu_);
+  master_host_ = host;
+  master_port_ = port;
+  client_ = std::make_unique<ReplicaClient>(this, host, port);
+  client_->Start();
+  logging::Info("repl", "following a primary", {{"primary", host + ":" + std::to_string(port)}});
+  return "";
+}
+
+void Manager::DisconnectReplicas() {
+  std::vector<std::shared_ptr<ReplicaLink>> links;
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    links = links_;
+  }
+  for (auto& link : links) link->Stop();
+}
+
+void Manager::DisconnectReplicasAndWait() {
+  std::vector<std::shared_ptr<ReplicaLink>> links;
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    links.swap(links_);
+  }
+  for (auto& link : links) link->Stop();
+  for (auto& link : links) link->Join();
+}
+
+std::string Manager::Chain() {
+  std::lock_guard<std::mutex> l(ids_mu_);
+  std::string c = node_->run_id();
+  if (replica_.load() && !upstream_chain_.empty()) c += "," + upstream_chain_;
+  return c;
+}
+
+void Manager::SetUpstreamChain(const std::string& chain) {
+  std::lock_guard<std::mutex> l(ids_mu_);
+  upstream_chain_ = chain;
+}
+
+void Manager::Identify(const std::string& node_id, resp::ReplyBuilder& rb) {
+  if (node_id == node_->run_id()) {
+    return rb.Error("ERR replication loop: this server was asked to replicate from itself; point REPLICAOF at "
+                    "another server");
+  }
+  std::string chain = Chain();
+  if (("," + chain + ",").find("," + node_id + ",") != std::string::npos) {
+    return rb.Error("ERR replication loop: the server asking to replicate is upstream of this one; point "
+                    "REPLICAOF at its primary instead");
+  }
+  rb.SimpleString(chain);
+}
+
+void Manager::Psync(const std::shared_ptr<commands::ClientState>& client, const std::string& replid,
+                    const std::string& offset, resp::ReplyBuilder& rb) {
+  if (stopping_.load()) return rb.Error("ERR server is shutting down");
+  int64_t want;
+  if (!commands::ParseInt64(offset, &want)) return rb.Error("ERR value is not an integer or out of range");
+  ReplIds ids = this->ids();
+  uint64_t last = node_->last_sequence();
+  uint64_t have = want > 0 ? static_cast<uint64_t>(want - 1) : 0;
+  bool partial = false;
+  if (want > 0 && have <= last) {
+    if (replid == ids.replid) partial = true;
+    else if (replid == ids.replid2 && replid != kNoId && have <= ids.second_offset) partial = true;
+  }
+  if (partial && have < last) {
+    uint64_t first = node_->log().first_sequence();
+    if (first == 0 || first > have + 1) partial = false;  // trimmed away
+  }
+  ReplicaLink::Params p;
+  p.ip = Ip(client->addr);
+  p.listening_port = client->repl_listening_port;
+  p.zstd = client->repl_capa_zstd;
+  p.node_id = client->repl_node_id;
+  p.full = !partial;
+  p.after = have;
+  if (partial) {
+    p.reply = "+CONTINUE " + ids.replid + "\r\n";
+  } else if (replid != "?") {
+    stats_.partial_syncs_err++;
+  }
+  logging::Info("repl", partial ? "replica resyncs partially" : "replica needs a full resync",
+                {{"replica", p.ip + ":" + std::to_string(p.listening_port)},
+                 {"asked_replid", replid},
+                 {"asked_offset", want},
+                 {"last_sequence", last}});
+  client->handoff = [this, p](int fd, std::string unparsed) mutable {
+    p.fd = fd;
+    p.unparsed = std::move(unparsed);
+    auto link = std::make_shared<ReplicaLink>(this, p);
+    {
+      std::lock_guard<std::mutex> l(links_mu_);
+      if (stopping_.load()) return;  // the link's destructor closes fd
+      links_.push_back(link);
+    }
+    link->Start();
+  };
+}
+
+void Manager::Role(resp::ReplyBuilder& rb) {
+  if (!replica_.load()) {
+    std::vector<std::shared_ptr<ReplicaLink>> links;
+    {
+      std::lock_guard<std::mutex> l(links_mu_);
+      links = links_;
+    }
+    size_t online = 0;
+    for (auto& l : links) online += l->state() == ReplicaLink::State::kOnline;
+    rb.ArrayHeader(3);
+    rb.Bulk("master");
+    rb.Integer(static_cast<int64_t>(node_->last_sequence()));
+    rb.ArrayHeader(online);
+    for (auto& l : links) {
+      if (l->state() != ReplicaLink::State::kOnline) continue;
+      rb.ArrayHeader(3);
+      rb.Bulk(l->ip());
+      rb.Bulk(std::to_string(l->port()));
+      rb.Bulk(std::to_string(l->acked()));
+    }
+    return;
+  }
+  std::lock_guard<std::mutex> l(client_mu_);
+  rb.ArrayHeader(5);
+  rb.Bulk("slave");
+  rb.Bulk(master_host_);
+  rb.Integer(master_port_);
+  rb.Bulk(client_ ? client_->state_name() : "connect");
+  rb.Integer(static_cast<int64_t>(node_->last_sequence()));
+}
+
+std::string Manager::InfoSection() {
+  std::string o = "# Replication\r\n";
+  auto line = [&o](const std::string& k, const std::string& v) { o += k + ":" + v + "\r\n"; };
+  auto num = [&line](const std::string& k, int64_t v) { line(k, std::to_string(v)); };
+  int64_t now = NowMs();
+  bool replica = replica_.load();
+  line("role", replica ? "slave" : "master");
+  uint64_t offset = node_->last_sequence();
+  if (replica) {
+    std::lock_guard<std::mutex> l(client_mu_);
+    line("master_host", master_host_);
+    num("master_port", master_port_);
+    bool up = client_ && client_->link_up();
+    line("master_link_status", up ? "up" : "down");
+    int64_t io = client_ ? client_->last_io_ms() : 0;
+    num("master_last_io_seconds_ago", io == 0 ? -1 : (now - io) / 1000);
+    bool syncing = client_ && client_->state() == ReplicaClient::State::kTransfer;
+    num("master_sync_in_progress", syncing ? 1 : 0);
+    num("slave_read_repl_offset", static_cast<int64_t>(offset));
+    num("slave_repl_offset", static_cast<int64_t>(offset));
+    if (syncing) {
+      num("master_sync_total_bytes", static_cast<int64_t>(client_->transfer_total()));
+      num("master_sync_read_bytes", static_cast<int64_t>(client_->transfer_done()));
+    }
+    if (!up) num("master_link_down_since_seconds", client_ ? (now - client_->link_down_since_ms()) / 1000 : -1);
+    num("master_repl_lag_ms", client_ ? client_->lag_ms() : 0);
+    if (client_ && !client_->last_error().empty() && !up) line("master_link_last_error", client_->last_error());
+    num("slave_priority", node_->config().GetInt("replica-priority"));
+    num("slave_read_only", 1);
+    num("replica_announced", 1);
+  }
+  std::vector<std::shared_ptr<ReplicaLink>> links;
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    links = links_;
+  }
+  int64_t connected = 0;
+  for (auto& l : links) connected += !l->done();
+  num("connected_slaves", connected);
+  if (!replica && min_replicas_.load() > 0) {
+    std::lock_guard<std::mutex> l(links_mu_);
+    int64_t good = 0;
+    for (auto& lk : links_) {
+      good += lk->state() == ReplicaLink::State::kOnline &&
+              now - lk->last_ack_ms() <= min_replicas_max_lag_s_.load() * 1000;
+    }
+    num("min_slaves_good_slaves", good);
+  }
+  int i = 0;
+  for (auto& l : links) {
+    if (l->done()) continue;
+    o += "slave" + std::to_string(i++) + ":ip=" + l->ip() + ",port=" + std::to_string(l->port()) +
+         ",state=" + l->state_name() + ",offset=" + std::to_string(l->acked()) +
+         ",lag=" + std::to_string((now - l->last_ack_ms()) / 1000) + "\r\n";
+  }
+  ReplIds ids = this->ids();
+  line("master_failover_state", "no-failover");
+  line("master_replid", ids.replid);
+  line("master_replid2", ids.replid2);
+  num("master_repl_offset", static_cast<int64_t>(offset));
+  num("second_repl_offset", ids.replid2 == kNoId ? -1 : static_cast<int64_t>(ids.second_offset + 1));
+  num("repl_backlog_active", 1);
+  num("repl_backlog_size", static_cast<int64_t>(node_->log().total_bytes()));
+  uint64_t first = node_->log().first_sequence();
+  num("repl_backlog_first_byte_offset", static_cast<int64_t>(first == 0 ? offset + 1 : first));
+  num("repl_backlog_histlen", static_cast<int64_t>(first == 0 ? 0 : offset - first + 1));
+  return o;
+}
+
+int64_t Manager::CountAcked(uint64_t sequence) {
+  int64_t n = 0;
+  for (auto& l : links_) n += l->state() == ReplicaLink::State::kOnline && l->acked() >= sequence;
+  return n;
+}
+
+int64_t Manager::AckedBy(uint64_t sequence) {
+  std::lock_guard<std::mutex> l(links_mu_);
+  return CountAcked(sequence);
+}
+
+std::string Manager::StaleRefusal() {
+  if (!replica_.load() || node_->config().GetBool("replica-serve-stale-data")) return "";
+  std::lock_guard<std::mutex> l(client_mu_);
+  if (client_ && client_->link_up()) return "";
+  return "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.";
+}
+
+std::string Manager::ReadyRefusal() {
+  if (!replica_.load()) return "";
+  std::lock_guard<std::mutex> l(client_mu_);
+  if (!client_ || !client_->link_up()) {
+    return "replica: link to the primary " + master_host_ + ":" + std::to_string(master_port_) + " is down" +
+           (client_ && !client_->last_error().empty() ? " (" + client_->last_error() + ")" : "");
+  }
+  int64_t lag = client_->lag_ms();
+  int64_t max = node_->config().GetInt("replica-ready-max-lag-ms");
+  if (lag > max) {
+    return "replica: " + std::to_string(lag) + " ms behind the primary, more than replica-ready-max-lag-ms (" +
+           std::to_string(max) + ")";
+  }
+  return "";
+}
+
+int64_t Manager::ReplicaLagMs() {
+  std::lock_guard<std::mutex> l(client_mu_);
+  return client_ ? client_->lag_ms() : 0;
+}
+
+void Manager::OnAppended(uint64_t) {
+  std::lock_guard<std::mutex> l(links_mu_);
+  for (auto& link : links_) link->Wake();
+}
+
+uint64_t Manager::RetainFrom() {
+  uint64_t max_bytes = static_cast<uint64_t>(node_->config().GetInt("repl-backlog-max-mb")) << 20;
+  if (node_->log().total_bytes() > max_bytes) return UINT64_MAX;  // past the bound: lagging replicas resync fully
+  std::lock_guard<std::mutex> l(links_mu_);
+  uint64_t need = UINT64_MAX;
+  for (auto& link : links_) need = std::min(need, link->needs_from());
+  return need;
+}
+
+std::string Manager::WriteRefusal() {
+  int64_t min = min_replicas_.load();
+  if (min <= 0) return "";
+  int64_t now = NowMs(), max_lag = min_replicas_max_lag_s_.load() * 1000;
+  int64_t good = 0;
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    for (auto& lk : links_) {
+      good += lk->state() == ReplicaLink::State::kOnline && now - lk->last_ack_ms() <= max_lag;
+    }
+  }
+  if (good >= min) return "";
+  return "NOREPLICAS Not enough good replicas to write.";
+}
+
+bool Manager::IsSyncKey(std::string_view key) {
+  if (sync_replicas_.load() <= 0) return false;
+  std::lock_guard<std::mutex> l(prefixes_mu_);
+  if (sync_prefixes_.empty()) return true;
+  for (const auto& p : sync_prefixes_) {
+    if (key.substr(0, p.size()) == p) return true;
+  }
+  return false;
+}
+
+void Manager::HoldForAcks(std::unique_ptr<server::WriteJob> job) {
+  stats_.sync_writes++;
+  int64_t now = NowMs();
+  Hold h{std::move(job), 0, sync_replicas_.load(), now + sync_timeout_ms_.load(), false, now};
+  h.sequence = h.job->sync_sequence;
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    if (CountAcked(h.sequence) < h.replicas && !replica_.load()) {
+      holds_.push_back(std::move(h));
+      return;
+    }
+  }
+  Release(h, replica_.load());
+}
+
+void Manager::HoldForWait(std::unique_ptr<server::WriteJob> job, uint64_t sequence, int64_t replicas,
+                          int64_t timeout_ms) {
+  int64_t now = NowMs();
+  Hold h{std::move(job), sequence, replicas, timeout_ms == 0 ? 0 : now + timeout_ms, true, now};
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    if (CountAcked(sequence) < replicas) {
+      holds_.push_back(std::move(h));
+      return;
+    }
+  }
+  Release(h, false);
+}
+
+void Manager::OnAck(ReplicaLink*) { ReleaseReady(false); }
+
+void Manager::ReleaseReady(bool timeouts) {
+  std::vector<std::pair<Hold, bool>> ready;
+  int64_t now = NowMs();
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    for (auto it = holds_.begin(); it != holds_.end();) {
+      bool acked = CountAcked(it->sequence) >= it->replicas;
+      bool expired = timeouts && it->deadline_ms != 0 && now >= it->deadline_ms;
+      if (acked || expired) {
+        ready.emplace_back(std::move(*it), !acked);
+        it = holds_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [h, timed_out] : ready) Release(h, timed_out);
+}
+
+void Manager::Release(Hold& h, bool timed_out) {
+  server::WriteJob& job = *h.job;
+  if (h.is_wait) {
+    int64_t n;
+    {
+      std::lock_guard<std::mutex> l(links_mu_);
+      n = CountAcked(h.sequence);
+    }
+    resp::ReplyBuilder(&job.reply, job.client->protocol).Integer(n);
+  } else {
+    stats_.sync_wait_seconds.Observe(static_cast<double>(NowMs() - h.start_ms) / 1000.0);
+    if (timed_out) {
+      stats_.sync_timeouts++;
+      if (sync_fail_.load()) {
+        std::string err = "-ERR sync replication timeout: fewer than " + std::to_string(h.replicas) +
+                          " replicas acknowledged the write within sync-timeout-ms; it was applied here and may "
+                          "or may not survive a failover\r\n";
+        std::string out;
+        size_t pos = 0;
+        for (auto [b, e] : job.sync_replies) {
+          out.append(job.reply, pos, b - pos);
+          out += err;
+          pos = e;
+        }
+        out.append(job.reply, pos, std::string::npos);
+        job.reply = std::move(out);
+      } else {
+        stats_.sync_degraded++;
+      }
+    }
+  }
+  auto done = std::move(job.done);
+  done(std::move(h.job));
+}
+
+void Manager::Cron() {
+  std::unique_lock<std::mutex> l(cron_mu_);
+  int64_t last_reap = 0;
+  while (!stopping_.load()) {
+    cron_cv_.wait_for(l, std::chrono::milliseconds(10));
+    if (stopping_.load()) break;
+    l.unlock();
+    ReleaseReady(true);
+    int64_t now = NowMs();
+    if (now - last_reap >= 200) {
+      last_reap = now;
+      std::vector<std::shared_ptr<ReplicaLink>> dead;
+      {
+        std::lock_guard<std::mutex> g(links_mu_);
+        for (auto it = links_.begin(); it != links_.end();) {
+          if ((*it)->done()) {
+            dead.push_back(*it);
+            it = links_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+      for (auto& d : dead) d->Join();
+      std::vector<std::unique_ptr<ReplicaClient>> finished;
+      {
+        std::lock_guard<std::mutex> g(client_mu_);
+        for (auto it = retired_.begin(); it != retired_.end();) {
+          if ((*it)->finished()) {
+            finished.push_back(std::move(*it));
+            it = retired_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
+      finished.clear();  // joins
+    }
+    l.lock();
+  }
+}
+
+void Manager::RegisterMetrics(observe::Registry* r) {
+  using observe::Family;
+  using observe::SampleWriter;
+  using observe::Type;
+  auto counter = [r](const char* name, const char* help, std::atomic<uint64_t>* v) {
+    r->Register(Family{name, help, Type::kCounter, {}, [v](SampleWriter& w) { w.Value({}, static_cast<double>(v->load())); }});
+  };
+  counter("levee_repl_full_syncs_total", "Full resyncs this server served to replicas.", &stats_.full_syncs);
+  counter("levee_repl_partial_syncs_total", "Partial resyncs this server served to replicas.", &stats_.partial_syncs);
+  counter("levee_repl_partial_syncs_refused_total",
+          "PSYNCs that asked for a partial resync and got a full one (history differs or log trimmed).",
+          &stats_.partial_syncs_err);
+  counter("levee_repl_sent_bytes_total", "Bytes sent to replicas (records, checkpoints, heartbeats).", &stats_.bytes_sent);
+  counter("levee_repl_received_bytes_total", "Bytes received from the primary.", &stats_.bytes_received);
+  counter("levee_repl_replica_full_syncs_total", "Full resyncs this server did as a replica.", &stats_.replica_full_syncs);
+  counter("levee_repl_replica_partial_syncs_total", "Partial resyncs this server did as a replica.",
+          &stats_.replica_partial_syncs);
+  counter("levee_repl_sync_writes_total", "Writes held until sync-replicas replicas acknowledged them.", &stats_.sync_writes);
+  counter("levee_repl_sync_timeouts_total", "Sync-class writes not acknowledged within sync-timeout-ms.",
+          &stats_.sync_timeouts);
+  counter("levee_repl_sync_degraded_total",
+          "Sync-class writes answered OK after a timeout because sync-timeout-policy is degrade.", &stats_.sync_degraded);
+  r->Register(Family{"levee_repl_sync_wait_seconds", "How long sync-class writes waited for replica acks.",
+                     Type::kHistogram, stats_.sync_wait_seconds.bounds(),
+                     [this](SampleWriter& w) { w.Histogram({}, stats_.sync_wait_seconds.Snapshot()); }});
+  r->Register(Family{"levee_repl_role", "1 for the role this server has (master or replica).", Type::kGauge, {},
+                     [this](SampleWriter& w) {
+                       bool rep = replica_.load();
+                       w.Value({{"role", "master"}}, rep ? 0 : 1);
+                       w.Value({{"role", "replica"}}, rep ? 1 : 0);
+                     }});
+  r->Register(Family{"levee_repl_connected_replicas", "Replica links open now.", Type::kGauge, {},
+                     [this](SampleWriter& w) {
+                       std::lock_guard<std::mutex> l(links_mu_);
+                       int64_t n = 0;
+                       for (auto& lk : links_) n += !lk->done();
+                       w.Value({}, static_cast<double>(n));
+                     }});
+  r->Register(Family{"levee_repl_replica_lag_operations", "Per replica: this server's last log sequence minus the sequence the replica acknowledged.",
+                     Type::kGauge, {}, [this](SampleWriter& w) {
+                       std::lock_guard<std::mutex> l(links_mu_);
+                       uint64_t last = node_->last_sequence();
+                       for (auto& lk : links_) {
+                         if (lk->done()) continue;
+                         w.Value({{"replica", lk->ip() + ":" + std::to_string(lk->port())}},
+                                 static_cast<double>(last > lk->acked() ? last - lk->acked() : 0));
+                       }
+                     }});
+  r->Register(Family{"levee_repl_replica_ack_age_seconds", "Per replica: seconds since its last ack.", Type::kGauge, {},
+                     [this](SampleWriter& w) {
+                       std::lock_guard<std::mutex> l(links_mu_);
+                       int64_t now = NowMs();
+                       for (auto& lk : links_) {
+                         if (lk->done()) continue;
+                         w.Value({{"replica", lk->ip() + ":" + std::to_string(lk->port())}},
+                                 static_cast<double>(now - lk->last_ack_ms()) / 1000.0);
+                       }
+                     }});
+  r->Register(Family{"levee_repl_lag_seconds",
+                     "On a replica: how far its applied data is behind the primary's (0 when caught up or a primary).",
+                     Type::kGauge, {}, [this](SampleWriter& w) { w.Value({}, static_cast<double>(ReplicaLagMs()) / 1000.0); }});
+  r->Register(Family{"levee_repl_master_link_up", "On a replica: 1 while the link to the primary is up.", Type::kGauge,
+                     {}, [this](SampleWriter& w) {
+                       std::lock_guard<std::mutex> l(client_mu_);
+                       w.Value({}, client_ && client_->link_up() ? 1 : 0);
+                     }});
+}
+
+}  // namespace levee::repl

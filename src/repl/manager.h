@@ -1,0 +1,159 @@
+// Manager: this server's replication role and everything around it.
+//
+// As a primary it accepts PSYNC (handing each replica's socket to a
+// ReplicaLink thread, repl/primary.h), tracks the replicas' acks, and
+// answers WAIT, min-replicas-to-write and sync-class writes from them. As a
+// replica it runs one ReplicaClient (repl/replica.h) that follows its
+// primary. A replica can feed replicas of its own: its log has the
+// primary's sequences, so links serve it the same way.
+//
+// Offsets are log sequences. Two replication ids, as Redis' PSYNC2: replid
+// names the history this server's log follows; replid2 the history it
+// followed before its last promotion, valid through second_offset.
+//
+// Threads: commands and the writer call in from their threads; links and
+// the client have their own; one cron thread times out waits.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "commands/command.h"
+#include "observe/metrics.h"
+#include "repl/node.h"
+#include "server/writer.h"
+
+namespace levee::repl {
+
+class ReplicaLink;
+class ReplicaClient;
+
+struct ReplIds {
+  std::string replid;   // 40 hex
+  std::string replid2;  // 40 zeros when none
+  uint64_t second_offset = 0;  // replid2 is valid for sequences <= this
+};
+
+struct ReplStats {
+  std::atomic<uint64_t> full_syncs{0};          // served as primary
+  std::atomic<uint64_t> partial_syncs{0};       // served as primary
+  std::atomic<uint64_t> partial_syncs_err{0};   // PSYNCs answered with a full resync
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> replica_full_syncs{0};  // done as replica
+  std::atomic<uint64_t> replica_partial_syncs{0};
+  std::atomic<uint64_t> sync_writes{0};
+  std::atomic<uint64_t> sync_timeouts{0};
+  std::atomic<uint64_t> sync_degraded{0};
+  observe::Histogram sync_wait_seconds{observe::LatencyBounds()};
+  std::atomic<uint64_t> full_sync_bytes{0};     // checkpoint bytes received (replica) 
+};
+
+class Manager final : public commands::Replication, public server::ReplicationHooks {
+ public:
+  Manager(Node* node);
+  ~Manager() override;
+  Manager(const Manager&) = delete;
+  Manager& operator=(const Manager&) = delete;
+
+  // Loads the replication ids and starts following `replicaof` (host:port,
+  // empty for a primary).
+  Status Start(const std::string& replicaof);
+  void Stop();
+  void RegisterMetrics(observe::Registry* r);
+
+  // commands::Replication
+  std::string ReplicaOf(const std::string& host, int port) override;
+  void Role(resp::ReplyBuilder& rb) override;
+  std::string InfoSection() override;
+  void Psync(const std::shared_ptr<commands::ClientState>& client, const std::string& replid,
+             const std::string& offset, resp::ReplyBuilder& rb) override;
+  void Identify(const std::string& node_id, resp::ReplyBuilder& rb) override;
+  bool is_replica() override { return replica_.load(); }
+  int64_t AckedBy(uint64_t sequence) override;
+  std::string StaleRefusal() override;
+
+  // server::ReplicationHooks
+  void OnAppended(uint64_t last) override;
+  uint64_t RetainFrom() override;
+  std::string WriteRefusal() override;
+  bool IsSyncKey(std::string_view key) override;
+  void HoldForAcks(std::unique_ptr<server::WriteJob> job) override;
+  void HoldForWait(std::unique_ptr<server::WriteJob> job, uint64_t sequence, int64_t replicas,
+                   int64_t timeout_ms) override;
+
+  // For links and the client.
+  ReplIds ids();
+  void SetIds(const ReplIds& ids);
+  void OnAck(ReplicaLink* link);
+  // Upstream chain of run ids (this server first), for loop detection.
+  std::string Chain();
+  void SetUpstreamChain(const std::string& chain);
+  // Drops every replica link (their histories must restart).
+  void DisconnectReplicas();
+  // The same, and waits until their threads have ended.
+  void DisconnectReplicasAndWait();
+  Node* node() { return node_; }
+  ReplStats& stats() { return stats_; }
+  // /readyz: empty when ready, else why not.
+  std::string ReadyRefusal();
+  // Lag of a replica behind its primary, ms (0 on a primary).
+  int64_t ReplicaLagMs();
+
+ private:
+  struct Hold {
+    std::unique_ptr<server::WriteJob> job;
+    uint64_t sequence;
+    int64_t replicas;
+    int64_t deadline_ms;  // 0: none
+    bool is_wait;
+    int64_t start_ms;
+  };
+  void Cron();
+  void ReleaseReady(bool timeouts);
+  void Release(Hold& h, bool timed_out);
+  int64_t CountAcked(uint64_t sequence);  // links_mu_ held
+  Status LoadIds();
+  Status SaveIds(const ReplIds& ids);
+  void ReloadSettings();
+  void StopClient();
+
+  Node* node_;
+  ReplStats stats_;
+  std::atomic<bool> replica_{false};
+  std::atomic<bool> stopping_{false};
+
+  std::mutex ids_mu_;
+  ReplIds ids_;
+  std::string upstream_chain_;
+
+  std::mutex client_mu_;  // guards client_, retired_, master_host_, master_port_
+  std::unique_ptr<ReplicaClient> client_;
+  std::vector<std::unique_ptr<ReplicaClient>> retired_;
+  std::string master_host_;
+  int master_port_ = 0;
+
+  std::mutex links_mu_;  // guards links_ and holds_
+  std::vector<std::shared_ptr<ReplicaLink>> links_;
+  std::list<Hold> holds_;
+
+  // Settings, re-read by the cron and on CONFIG SET.
+  std::atomic<int64_t> min_replicas_{0}, min_replicas_max_lag_s_{10};
+  std::atomic<int64_t> sync_replicas_{0}, sync_timeout_ms_{1000};
+  std::atomic<bool> sync_fail_{true};
+  std::mutex prefixes_mu_;
+  std::vector<std::string> sync_prefixes_;
+
+  std::thread cron_;
+  std::mutex cron_mu_;
+  std::condition_variable cron_cv_;
+};
+
+}  // namespace levee::repl

@@ -1,0 +1,509 @@
+#include "repl/replica.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "common/clock.h"
+#include "common/coding.h"
+#include "common/config.h"
+#include "common/logging.h"
+#include "repl/manager.h"
+#include "server/writer.h"
+#include "wal/record.h"
+
+namespace levee::repl {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr int kHandshakeTimeoutMs = 10000;
+constexpr int kMaxInFlight = 16;
+constexpr uint64_t kSyncEvery = 16ull << 20;  // staging files are fsynced and their progress recorded this often
+
+std::string Resp(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  return out;
+}
+
+Status WriteFileAtomic(const fs::path& path, const std::string& content) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError("cannot write " + tmp.string() + ": " + std::strerror(errno));
+  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    return Status::IOError("cannot write " + path.string() + ": " + std::strerror(errno));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+ReplicaClient::ReplicaClient(Manager* manager, std::string host, int port)
+    : m_(manager), host_(std::move(host)), port_(port) {
+  down_since_ms_ = NowMs();
+}
+
+ReplicaClient::~ReplicaClient() {
+  Stop();
+  Join();
+}
+
+void ReplicaClient::Start() {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "levee-repl-in");
+    Run();
+    finished_ = true;
+  });
+}
+
+void ReplicaClient::Stop() {
+  stop_ = true;
+  waker_.Signal();
+}
+
+void ReplicaClient::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+const char* ReplicaClient::state_name() const {
+  switch (state_.load()) {
+    case State::kConnect: return "connect";
+    case State::kConnecting: return "connecting";
+    case State::kHandshake: return "handshake";
+    case State::kTransfer: return "sync";
+    case State::kConnected: return "connected";
+  }
+  return "unknown";
+}
+
+std::string ReplicaClient::last_error() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return error_;
+}
+
+void ReplicaClient::SetError(const std::string& e) {
+  std::lock_guard<std::mutex> l(mu_);
+  error_ = e;
+}
+
+int64_t ReplicaClient::lag_ms() const {
+  if (m_->node()->last_sequence() >= primary_last_.load()) return 0;
+  int64_t t = applied_time_ms_.load();
+  return t == 0 ? 0 : std::max<int64_t>(0, NowMs() - t);
+}
+
+void ReplicaClient::Run() {
+  int backoff_ms = 100;
+  while (!stop_.load()) {
+    state_ = State::kConnecting;
+    Status st = Session();
+    sock_.Close();
+    bool was_up = state_.load() == State::kConnected;
+    state_ = State::kConnect;
+    if (was_up) down_since_ms_ = NowMs();
+    // Let batches in flight finish before the next PSYNC names our offset.
+    for (int i = 0; i < 1000 && in_flight_.load() > 0; i++) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (stop_.load()) break;
+    SetError(st.ToString());
+    logging::Warn("repl", "link to the primary is down; reconnecting",
+                  {{"primary", host_ + ":" + std::to_string(port_)}, {"reason", st.ToString()},
+                   {"retry_ms", backoff_ms}});
+    // Wait before retrying, waking at once on Stop.
+    pollfd p{waker_.fd(), POLLIN, 0};
+    ::poll(&p, 1, backoff_ms);
+    backoff_ms = std::min(backoff_ms * 2, 2000);
+    if (was_up) backoff_ms = 100;
+  }
+}
+
+Status ReplicaClient::Command(const std::vector<std::string>& args, std::string* reply) {
+  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp(args), kHandshakeTimeoutMs));
+  LEVEE_RETURN_IF_ERROR(sock_.ReadLine(kHandshakeTimeoutMs, reply));
+  last_io_ms_ = NowMs();
+  if (!reply->empty() && reply->front() == '-') {
+    return Status::InvalidArgument("primary answered " + args[0] + " with " + reply->substr(1));
+  }
+  return Status::OK();
+}
+
+Status ReplicaClient::Session() {
+  Node* node = m_->node();
+  Config& cfg = node->config();
+  LEVEE_RETURN_IF_ERROR(Socket::Connect(host_, port_, 3000, &sock_));
+  state_ = State::kHandshake;
+  std::string reply;
+  std::string pass_file = cfg.GetString("masterauth-file");
+  if (!pass_file.empty()) {
+    std::ifstream f(pass_file);
+    std::string pass;
+    if (!f || !std::getline(f, pass) || pass.empty()) {
+      return Status::InvalidArgument("cannot read a password from masterauth-file " + pass_file);
+    }
+    while (!pass.empty() && (pass.back() == '\r' || pass.back() == ' ')) pass.pop_back();
+    std::string user = cfg.GetString("masteruser");
+    if (user.empty()) LEVEE_RETURN_IF_ERROR(Command({"AUTH", pass}, &reply));
+    else LEVEE_RETURN_IF_ERROR(Command({"AUTH", user, pass}, &reply));
+  }
+  LEVEE_RETURN_IF_ERROR(Command({"PING"}, &reply));
+  LEVEE_RETURN_IF_ERROR(Command({"REPLCONF", "listening-port", std::to_string(node->listen_port())}, &reply));
+  std::vector<std::string> capa = {"REPLCONF", "capa", "eof", "capa", "psync2"};
+  if (cfg.GetBool("repl-compression")) {
+    capa.push_back("capa");
+    capa.push_back("zstd");
+  }
+  LEVEE_RETURN_IF_ERROR(Command(capa, &reply));
+  // Our id: the primary refuses us if we are upstream of it (a loop), and
+  // answers its own chain of ids so we can check the other way.
+  Status st = Command({"REPLCONF", "levee-id", node->run_id()}, &reply);
+  if (!st.ok()) {
+    if (reply.find("unknown") != std::string::npos || reply.find("Unrecognized") != std::string::npos) {
+      return Status::InvalidArgument("the primary at " + host_ + ":" + std::to_string(port_) +
+                                     " is not a levee server; levee replicates from levee");
+    }
+    return st;
+  }
+  std::string chain = reply.substr(1);
+  if (("," + chain + ",").find("," + node->run_id() + ",") != std::string::npos) {
+    return Status::InvalidArgument("replication loop: " + host_ + ":" + std::to_string(port_) +
+                                   " is this server or one of its replicas; point REPLICAOF elsewhere");
+  }
+  m_->SetUpstreamChain(chain);
+
+  ReplIds ids = m_->ids();
+  uint64_t have = node->last_sequence();
+  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp({"PSYNC", ids.replid, std::to_string(have + 1)}), kHandshakeTimeoutMs));
+  LEVEE_RETURN_IF_ERROR(sock_.ReadLine(kHandshakeTimeoutMs, &reply));
+  last_io_ms_ = NowMs();
+  std::istringstream words(reply);
+  std::string verb, replid;
+  words >> verb >> replid;
+  if (verb == "+CONTINUE") {
+    if (replid.size() == 40 && replid != ids.replid) {
+      // The primary was promoted; our history is a prefix of its new one.
+      ReplIds n{replid, ids.replid, have};
+      m_->SetIds(n);
+    }
+    m_->stats().replica_partial_syncs++;
+    logging::Info("repl", "partial resync from the primary",
+                  {{"primary", host_ + ":" + std::to_string(port_)}, {"from_sequence", have + 1}});
+    expect_next_ = have + 1;
+  } else if (verb == "+FULLRESYNC") {
+    uint64_t seq = 0;
+    words >> seq;
+    if (replid.size() != 40) return Status::Corruption("bad FULLRESYNC reply: " + reply);
+    state_ = State::kTransfer;
+    LEVEE_RETURN_IF_ERROR(Transfer(seq));
+    m_->SetIds(ReplIds{replid, std::string(40, '0'), 0});
+    m_->stats().replica_full_syncs++;
+    expect_next_ = seq + 1;
+  } else if (!reply.empty() && reply[0] == '-') {
+    return Status::InvalidArgument("primary refused PSYNC: " + reply.substr(1));
+  } else {
+    return Status::Corruption("unexpected PSYNC reply: " + reply.substr(0, 100));
+  }
+  state_ = State::kConnected;
+  SetError("");
+  last_acked_ = 0;
+  return Stream();
+}
+
+Status ReplicaClient::ReadBlock(BlockType* type, std::string* payload, uint32_t* crc, int timeout_ms) {
+  std::string header;
+  LEVEE_RETURN_IF_ERROR(sock_.ReadExact(kBlockHeaderSize, timeout_ms, &header));
+  uint32_t len;
+  if (!ParseBlockHeader(header.data(), type, &len, crc)) {
+    return Status::Corruption("malformed replication block header (type " +
+                              std::to_string(static_cast<uint8_t>(header[0])) + ")");
+  }
+  LEVEE_RETURN_IF_ERROR(sock_.ReadExact(len, timeout_ms, payload));
+  m_->stats().bytes_received += kBlockHeaderSize + len;
+  last_io_ms_ = NowMs();
+  return Status::OK();
+}
+
+Status ReplicaClient::Transfer(uint64_t sequence) {
+  Node* node = m_->node();
+  int timeout = static_cast<int>(node->config().GetInt("repl-timeout-ms"));
+  BlockType type;
+  std::string payload;
+  uint32_t crc;
+  LEVEE_RETURN_IF_ERROR(ReadBlock(&type, &payload, &crc, timeout));
+  SyncManifest man;
+  if (type != BlockType::kSyncBegin || Crc32(payload) != crc || !DecodeManifest(payload, &man) ||
+      man.sequence != sequence) {
+    return Status::Corruption("full resync did not start with a valid checkpoint description");
+  }
+  fs::path staging = fs::path(node->data_dir()) / "sync-staging";
+  fs::path db = staging / "db";
+  std::error_code ec;
+  // A copy from another database can't be resumed: file names repeat.
+  std::string source;
+  {
+    std::ifstream f(staging / "SOURCE");
+    std::getline(f, source);
+  }
+  if (source != man.instance_id) {
+    fs::remove_all(staging, ec);
+    fs::create_directories(db, ec);
+    if (ec) return Status::IOError("cannot create " + db.string() + ": " + ec.message());
+    LEVEE_RETURN_IF_ERROR(WriteFileAtomic(staging / "SOURCE", man.instance_id + "\n"));
+  }
+  fs::remove(staging / "COMPLETE", ec);
+  // What earlier attempts left: only bytes recorded as synced count.
+  std::map<std::string, uint64_t> have;
+  {
+    std::ifstream f(staging / "PROGRESS");
+    std::string name;
+    uint64_t size;
+    while (f >> name >> size) have[name] = size;
+  }
+  std::map<std::string, uint64_t> want;
+  for (const auto& f : man.files) want[f.name] = f.size;
+  for (const auto& entry : fs::directory_iterator(db, ec)) {
+    std::string name = entry.path().filename().string();
+    auto w = want.find(name);
+    auto h = have.find(name);
+    if (w == want.end() || h == have.end() || h->second > w->second) {
+      fs::remove(entry.path(), ec);
+      have.erase(name);
+    } else {
+      fs::resize_file(entry.path(), h->second, ec);
+    }
+  }
+  for (auto it = have.begin(); it != have.end();) {
+    if (!fs::exists(db / it->first)) it = have.erase(it);
+    else ++it;
+  }
+  auto save_progress = [&]() {
+    std::string s;
+    for (const auto& [n, sz] : have) s += n + " " + std::to_string(sz) + "\n";
+    return WriteFileAtomic(staging / "PROGRESS", s);
+  };
+  LEVEE_RETURN_IF_ERROR(save_progress());
+  std::vector<std::string> reply = {"REPLCONF", "levee-have"};
+  uint64_t total = 0, already = 0;
+  for (const auto& f : man.files) {
+    total += f.size;
+    if (auto h = have.find(f.name); h != have.end()) {
+      reply.push_back(f.name);
+      reply.push_back(std::to_string(h->second));
+      already += h->second;
+    }
+  }
+  transfer_total_ = total;
+  transfer_done_ = already;
+  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp(reply), kHandshakeTimeoutMs));
+  logging::Info("repl", "full resync: receiving a checkpoint",
+                {{"primary", host_ + ":" + std::to_string(port_)}, {"sequence", sequence},
+                 {"bytes", total}, {"bytes_resumed", already}});
+
+  std::map<std::string, int> fds;
+  std::map<std::string, uint64_t> unsynced;
+  auto close_all = [&]() {
+    for (auto& [n, fd] : fds) ::close(fd);
+    fds.clear();
+  };
+  Status st;
+  while (st.ok()) {
+    if (stop_.load()) {
+      st = Status::IOError("stopped");
+      break;
+    }
+    st = ReadBlock(&type, &payload, &crc, timeout);
+    if (!st.ok()) break;
+    if (Crc32(payload) != crc) {
+      st = Status::Corruption("checkpoint chunk fails its checksum");
+      break;
+    }
+    if (type == BlockType::kSyncEnd) break;
+    if (type == BlockType::kHeartbeat) continue;
+    if (type != BlockType::kFileChunk) {
+      st = Status::Corruption("unexpected block during full resync");
+      break;
+    }
+    std::string_view in(payload);
+    std::string_view name;
+    uint64_t off;
+    if (!GetLengthPrefixed(&in, &name) || !GetFixed64(&in, &off)) {
+      st = Status::Corruption("malformed checkpoint chunk");
+      break;
+    }
+    std::string n(name);
+    auto w = want.find(n);
+    if (w == want.end() || off != have[n] || off + in.size() > w->second) {
+      st = Status::Corruption("checkpoint chunk for " + n + " at " + std::to_string(off) + " does not follow " +
+                              std::to_string(have[n]));
+      break;
+    }
+    int& fd = fds[n];
+    if (fd == 0) {
+      fd = ::open((db / n).c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        st = Status::IOError("cannot write " + (db / n).string() + ": " + std::strerror(errno));
+        fds.erase(n);
+        break;
+      }
+    }
+    if (::pwrite(fd, in.data(), in.size(), static_cast<off_t>(off)) != static_cast<ssize_t>(in.size())) {
+      st = Status::IOError("cannot write " + (db / n).string() + ": " + std::strerror(errno));
+      break;
+    }
+    have[n] = off + in.size();
+    unsynced[n] += in.size();
+    transfer_done_ += in.size();
+    m_->stats().full_sync_bytes += in.size();
+    if (unsynced[n] >= kSyncEvery || have[n] == w->second) {
+      if (::fdatasync(fd) != 0) {
+        st = Status::IOError("fsync " + (db / n).string() + ": " + std::strerror(errno));
+        break;
+      }
+      unsynced[n] = 0;
+      st = save_progress();
+    }
+    if (st.ok()) st = SendAck(false);
+  }
+  close_all();
+  LEVEE_RETURN_IF_ERROR(st);
+  std::string_view end(payload);
+  uint64_t end_seq;
+  if (!GetFixed64(&end, &end_seq) || end_seq != sequence) return Status::Corruption("bad end of full resync");
+  for (const auto& f : man.files) {
+    if (have[f.name] != f.size) {
+      return Status::Corruption("full resync ended with " + f.name + " incomplete (" +
+                                std::to_string(have[f.name]) + " of " + std::to_string(f.size) + " bytes)");
+    }
+  }
+  LEVEE_RETURN_IF_ERROR(save_progress());
+  // From here a restart finishes the install instead of starting over.
+  LEVEE_RETURN_IF_ERROR(WriteFileAtomic(staging / "COMPLETE", std::to_string(sequence) + "\n"));
+  m_->DisconnectReplicasAndWait();
+  LEVEE_RETURN_IF_ERROR(node->InstallCopy(db.string(), sequence));
+  logging::Info("repl", "full resync complete: now serving the primary's data",
+                {{"primary", host_ + ":" + std::to_string(port_)}, {"sequence", sequence}});
+  return Status::OK();
+}
+
+Status ReplicaClient::SendAck(bool force) {
+  uint64_t applied = m_->node()->last_sequence();
+  int64_t now = NowMs();
+  if (!force && applied == last_acked_ && now - last_ack_ms_ < 1000) return Status::OK();
+  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp({"REPLCONF", "ACK", std::to_string(applied)}), 10000));
+  last_acked_ = applied;
+  last_ack_ms_ = now;
+  return Status::OK();
+}
+
+Status ReplicaClient::ApplyRecords(std::string frames) {
+  auto batch = std::make_unique<server::ReplicatedBatch>();
+  std::string_view in(frames);
+  while (!in.empty()) {
+    if (in.size() < wal::kFrameHeaderSize) return Status::Corruption("truncated record frame in the stream");
+    uint32_t len = DecodeFixed32(in.data());
+    uint32_t crc = DecodeFixed32(in.data() + 4);
+    if (len > in.size() - wal::kFrameHeaderSize) return Status::Corruption("truncated record in the stream");
+    std::string_view payload = in.substr(wal::kFrameHeaderSize, len);
+    if (Crc32(payload) != crc) return Status::Corruption("a streamed record fails its checksum");
+    wal::Record rec;
+    if (!wal::DecodePayload(payload, &rec)) return Status::Corruption("a streamed record does not decode");
+    if (rec.sequence != expect_next_) {
+      return Status::Corruption("stream carried sequence " + std::to_string(rec.sequence) + " where " +
+                                std::to_string(expect_next_) + " was expected");
+    }
+    expect_next_++;
+    batch->records.push_back(std::move(rec));
+    in.remove_prefix(wal::kFrameHeaderSize + len);
+  }
+  if (batch->records.empty()) return Status::OK();
+  batch->frames = std::move(frames);
+  int64_t t = batch->records.back().time_ms;
+  in_flight_++;
+  batch->done = [this, t](const Status& st) {
+    if (!st.ok()) {
+      std::lock_guard<std::mutex> l(mu_);
+      apply_error_ = st.ToString();
+    } else {
+      applied_time_ms_ = t;
+    }
+    in_flight_--;
+    waker_.Signal();
+  };
+  m_->node()->SubmitReplicated(std::move(batch));
+  return Status::OK();
+}
+
+Status ReplicaClient::Stream() {
+  Node* node = m_->node();
+  std::string frames;
+  LEVEE_RETURN_IF_ERROR(SendAck(true));
+  while (!stop_.load()) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!apply_error_.empty()) {
+        std::string e = std::move(apply_error_);
+        apply_error_.clear();
+        return Status::IOError("applying the stream failed: " + e);
+      }
+    }
+    int64_t timeout = node->config().GetInt("repl-timeout-ms");
+    int64_t now = NowMs();
+    if (now - last_io_ms_.load() > timeout) {
+      return Status::IOError("no data from the primary for " + std::to_string(now - last_io_ms_.load()) +
+                             " ms (repl-timeout-ms)");
+    }
+    LEVEE_RETURN_IF_ERROR(SendAck(false));
+    // Complete blocks already buffered are handled before reading more.
+    std::string& in = sock_.in();
+    bool handled = false;
+    if (in.size() >= kBlockHeaderSize && in_flight_.load() < kMaxInFlight) {
+      BlockType type;
+      uint32_t len, crc;
+      if (!ParseBlockHeader(in.data(), &type, &len, &crc)) {
+        return Status::Corruption("malformed replication block header (type " +
+                                  std::to_string(static_cast<uint8_t>(in[0])) + ")");
+      }
+      if (in.size() >= kBlockHeaderSize + len) {
+        std::string_view payload(in.data() + kBlockHeaderSize, len);
+        m_->stats().bytes_received += kBlockHeaderSize + len;
+        if (type == BlockType::kRecords || type == BlockType::kRecordsZstd) {
+          frames.clear();
+          LEVEE_RETURN_IF_ERROR(OpenRecordsBlock(type, payload, crc, &frames));
+          LEVEE_RETURN_IF_ERROR(ApplyRecords(std::move(frames)));
+          frames = std::string();
+        } else if (type == BlockType::kHeartbeat) {
+          if (Crc32(payload) != crc) return Status::Corruption("heartbeat fails its checksum");
+          uint64_t last = DecodeFixed64(payload.data());
+          primary_last_ = last;
+        } else {
+          return Status::Corruption("unexpected block type " + std::to_string(static_cast<int>(type)) +
+                                    " in the record stream");
+        }
+        in.erase(0, kBlockHeaderSize + len);
+        handled = true;
+        last_io_ms_ = NowMs();
+        if (expect_next_ - 1 > primary_last_.load()) primary_last_ = expect_next_ - 1;
+      }
+    }
+    if (handled) continue;
+    bool woken = false;
+    int wait = in_flight_.load() >= kMaxInFlight ? 50 : 200;
+    Status st = in_flight_.load() >= kMaxInFlight ? Status::IOError("timed out") : sock_.ReadSome(wait, &waker_, &woken);
+    if (in_flight_.load() >= kMaxInFlight) {
+      pollfd p{waker_.fd(), POLLIN, 0};
+      ::poll(&p, 1, wait);
+      waker_.Drain();
+    }
+    if (!st.ok() && !IsTimeout(st)) return st;
+  }
+  return Status::OK();
+}
+
+}  // namespace levee::repl

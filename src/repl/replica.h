@@ -1,0 +1,92 @@
+// ReplicaClient: a replica's side of its link to the primary, a thread with
+// a state machine (docs/formats/replication.md):
+//
+//   kConnect     waiting to (re)connect, with backoff after a failure
+//   kConnecting  TCP connect in progress
+//   kHandshake   AUTH, PING, REPLCONF, PSYNC
+//   kTransfer    full resync: receiving checkpoint files into sync-staging/
+//   kConnected   applying the primary's records (master_link_status:up)
+//
+// Any error — a cut, a timeout, a record that fails its checksum or does
+// not follow the last one — closes the connection and goes back to
+// kConnect; the next PSYNC resumes from what this server has applied.
+// Nothing partial is ever applied: a batch reaches the writer only whole.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "repl/socket.h"
+#include "repl/stream.h"
+
+namespace levee::repl {
+
+class Manager;
+
+class ReplicaClient {
+ public:
+  enum class State { kConnect, kConnecting, kHandshake, kTransfer, kConnected };
+  ReplicaClient(Manager* manager, std::string host, int port);
+  ~ReplicaClient();
+  ReplicaClient(const ReplicaClient&) = delete;
+  ReplicaClient& operator=(const ReplicaClient&) = delete;
+
+  void Start();
+  void Stop();  // does not wait
+  void Join();
+  bool finished() const { return finished_.load(); }
+
+  const std::string& host() const { return host_; }
+  int port() const { return port_; }
+  State state() const { return state_.load(); }
+  const char* state_name() const;
+  bool link_up() const { return state_.load() == State::kConnected; }
+  int64_t last_io_ms() const { return last_io_ms_.load(); }
+  int64_t link_down_since_ms() const { return down_since_ms_.load(); }
+  uint64_t primary_last_sequence() const { return primary_last_.load(); }
+  // How far behind the primary, in ms (0 when caught up).
+  int64_t lag_ms() const;
+  std::string last_error() const;
+  // Full resync progress.
+  uint64_t transfer_total() const { return transfer_total_.load(); }
+  uint64_t transfer_done() const { return transfer_done_.load(); }
+
+ private:
+  void Run();
+  Status Session();
+  Status Command(const std::vector<std::string>& args, std::string* reply);
+  Status Transfer(uint64_t sequence);
+  Status Stream();
+  Status ReadBlock(BlockType* type, std::string* payload, uint32_t* crc, int timeout_ms);
+  Status ApplyRecords(std::string frames);
+  Status SendAck(bool force);
+  void SetError(const std::string& e);
+
+  Manager* m_;
+  const std::string host_;
+  const int port_;
+  Socket sock_;
+  Waker waker_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false}, finished_{false};
+  std::atomic<State> state_{State::kConnect};
+  std::atomic<int64_t> last_io_ms_{0}, down_since_ms_{0};
+  std::atomic<uint64_t> primary_last_{0};
+  std::atomic<int64_t> applied_time_ms_{0};  // primary's clock of the last applied record
+  std::atomic<uint64_t> transfer_total_{0}, transfer_done_{0};
+
+  // Batches handed to the writer and not yet applied.
+  std::atomic<int> in_flight_{0};
+  uint64_t expect_next_ = 0;  // next sequence the stream must carry
+  uint64_t last_acked_ = 0;
+  int64_t last_ack_ms_ = 0;
+
+  mutable std::mutex mu_;  // guards error_, apply_error_
+  std::string error_;
+  std::string apply_error_;
+};
+
+}  // namespace levee::repl
