@@ -124,10 +124,14 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "total_net_output_bytes", stats_.net_output_bytes.load());
     line(o, "rejected_connections", stats_.rejected_connections.load());
     line(o, "expired_keys", stats_.expired_keys.load());
+    line(o, "sync_full", repl_->stats().full_syncs.load());
+    line(o, "sync_partial_ok", repl_->stats().partial_syncs.load());
+    line(o, "sync_partial_err", repl_->stats().partial_syncs_err.load());
+    line(o, "total_net_repl_input_bytes", repl_->stats().bytes_received.load());
+    line(o, "total_net_repl_output_bytes", repl_->stats().bytes_sent.load());
+    line(o, "sync_replica_full", repl_->stats().replica_full_syncs.load());
+    line(o, "sync_replica_partial", repl_->stats().replica_partial_syncs.load());
     line(o, "evicted_keys", 0);
-    line(o, "sync_full", 0);
-    line(o, "sync_partial_ok", 0);
-    line(o, "sync_partial_err", 0);
     line(o, "total_error_replies", command_stats_->total_errors());
     line(o, "total_error_replies_protocol", stats_.protocol_errors.load());
     line(o, "client_output_buffer_limit_disconnections", stats_.output_limit_disconnects.load());

@@ -1,0 +1,341 @@
+"""Replication with real levee processes on loopback: streaming, partial and
+full resync, cascading, promotion, WAIT and sync-class writes. Every check
+is what an operator would look at: DEBUG DIGEST, INFO, ROLE, replies."""
+import os
+import random
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import wait_until
+
+
+def digest(s):
+    return s.client().execute_command("DEBUG", "DIGEST")
+
+
+def info(s, section):
+    return s.client().info(section)
+
+
+def replica_of(factory, primary, extra=(), **kw):
+    return factory(["--replicaof", f"127.0.0.1:{primary.port}"] + list(extra), **kw)
+
+
+def wait_link_up(r, timeout=20):
+    wait_until(lambda: info(r, "replication").get("master_link_status") == "up", timeout,
+               what=f"replica {r.port} link up")
+
+
+def wait_same_data(*servers, timeout=30):
+    def same():
+        ds = [digest(s) for s in servers]
+        return all(d == ds[0] for d in ds) and ds
+    return wait_until(same, timeout, interval=0.1, what="equal DEBUG DIGEST on " + ", ".join(str(s.port) for s in servers))
+
+
+def mixed_load(server, n_threads=4, ops=1500, seed=0):
+    """Concurrent SET/INCR/EXPIRE/PEXPIRE/DEL/MULTI from n_threads clients."""
+    errors = []
+
+    def worker(t):
+        rnd = random.Random(seed * 100 + t)
+        c = server.client()
+        try:
+            for i in range(ops):
+                k = f"k{rnd.randrange(300)}"
+                op = rnd.randrange(7)
+                if op == 0:
+                    c.set(k, f"v{t}-{i}")
+                elif op == 1:
+                    c.incr(f"counter{rnd.randrange(10)}")
+                elif op == 2:
+                    c.expire(k, rnd.randrange(1, 100))
+                elif op == 3:
+                    c.set(k, "short", px=rnd.randrange(20, 200))  # expires during the run
+                elif op == 4:
+                    c.delete(k)
+                else:
+                    p = c.pipeline(transaction=True)
+                    p.set(f"tx{t}", i)
+                    p.incrby(f"counter{rnd.randrange(10)}", 5)
+                    p.append(f"log{t}", "x")
+                    p.execute()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+
+
+def test_two_replicas_converge_under_mixed_writes(server_factory):
+    p = server_factory()
+    r1 = replica_of(server_factory, p)
+    r2 = replica_of(server_factory, p)
+    wait_link_up(r1)
+    wait_link_up(r2)
+    mixed_load(p)
+    wait_same_data(p, r1, r2)
+    # Keys whose short expiry passed were deleted on the primary and the
+    # deletes replicated: the replicas hold the same keys, not stale ones.
+    wait_until(lambda: p.client().dbsize() == r1.client().dbsize() == r2.client().dbsize(), 10,
+               what="equal DBSIZE")
+    assert r1.client().get("counter0") == p.client().get("counter0")
+    with pytest.raises(redis.exceptions.ReadOnlyError, match="You can.t write against a read only replica"):
+        r1.client().set("x", "1")
+    pi = info(p, "replication")
+    assert pi["role"] == "master" and pi["connected_slaves"] == 2
+    for key in ("slave0", "slave1"):
+        assert pi[key]["state"] == "online"
+        assert pi[key]["port"] in (r1.port, r2.port)
+    ri = info(r1, "replication")
+    assert ri["role"] == "slave" and ri["master_port"] == p.port
+    assert ri["master_replid"] == pi["master_replid"]
+    wait_until(lambda: info(r1, "replication")["slave_repl_offset"] == info(p, "replication")["master_repl_offset"],
+               10, what="replica offset equal to the primary's")
+    role = r1.client().execute_command("ROLE")
+    assert role[0] == b"slave" and role[3] == b"connected"
+    role = p.client().execute_command("ROLE")
+    assert role[0] == b"master" and len(role[2]) == 2
+
+
+def test_replica_restart_resyncs_partially(server_factory):
+    p = server_factory()
+    r = replica_of(server_factory, p)
+    wait_link_up(r)
+    c = p.client()
+    for i in range(500):
+        c.set(f"a{i}", i)
+    wait_same_data(p, r)
+    full_before = info(p, "stats")["sync_full"]
+    partial_before = info(p, "stats")["sync_partial_ok"]
+    r.kill9()
+    for i in range(500):
+        c.set(f"b{i}", i)
+    r.start()
+    wait_link_up(r)
+    wait_same_data(p, r)
+    st = info(p, "stats")
+    assert st["sync_full"] == full_before, "a restarted replica must not need a full copy"
+    assert st["sync_partial_ok"] == partial_before + 1
+    assert info(r, "stats")["sync_replica_partial"] == 1
+
+
+def test_primary_restart_keeps_partial_resync(server_factory):
+    p = server_factory()
+    r = replica_of(server_factory, p)
+    wait_link_up(r)
+    p.client().set("before", "1")
+    wait_same_data(p, r)
+    replid = info(p, "replication")["master_replid"]
+    p.stop()
+    p.start()
+    assert info(p, "replication")["master_replid"] == replid
+    p.client().set("after", "2")
+    wait_same_data(p, r)
+    assert info(p, "stats")["sync_full"] == 0
+    assert info(p, "stats")["sync_partial_ok"] == 1
+
+
+def test_replica_offline_past_log_retention_gets_full_resync(server_factory):
+    small = ["--wal-segment-mb", "1", "--wal-keep-segments", "1", "--repl-backlog-max-mb", "1"]
+    p = server_factory(small)
+    r = replica_of(server_factory, p)
+    wait_link_up(r)
+    p.client().set("first", "1")
+    wait_same_data(p, r)
+    offset = info(r, "replication")["slave_repl_offset"]
+    r.stop()
+    c = p.client()
+    big = "x" * 2000
+    pipe = c.pipeline(transaction=False)
+    for i in range(4000):  # about 8 MB of log: several segments
+        pipe.set(f"big{i}", big)
+        if i % 500 == 499:
+            pipe.execute()
+    pipe.execute()
+    wait_until(lambda: info(p, "replication")["repl_backlog_first_byte_offset"] > offset + 1, 20,
+               what="the primary trimming the log past the replica's offset")
+    full_before = info(p, "stats")["sync_full"]
+    r.start()
+    wait_link_up(r, 30)
+    wait_same_data(p, r)
+    assert info(p, "stats")["sync_full"] == full_before + 1
+    assert info(p, "stats")["sync_partial_err"] >= 1
+    assert r.client().get("big3999") == big.encode()
+
+
+def test_cascading_replicas(server_factory):
+    p = server_factory()
+    a = replica_of(server_factory, p)
+    b = replica_of(server_factory, a)
+    wait_link_up(a)
+    wait_link_up(b)
+    mixed_load(p, n_threads=2, ops=800, seed=1)
+    wait_same_data(p, a, b)
+    assert info(b, "replication")["master_replid"] == info(p, "replication")["master_replid"]
+    # B keeps following after A restarts.
+    a.stop()
+    p.client().set("while-a-was-down", "1")
+    a.start()
+    wait_link_up(a)
+    wait_link_up(b, 30)
+    p.client().set("after-a-restart", "2")
+    wait_same_data(p, a, b)
+    assert b.client().get("after-a-restart") == b"2"
+    # Counters of A's new process: B came back with a partial resync.
+    assert info(a, "stats")["sync_full"] == 0
+    assert info(a, "stats")["sync_partial_ok"] >= 1
+
+
+def test_promotion_resyncs_others_partially(server_factory):
+    p = server_factory()
+    r1 = replica_of(server_factory, p)
+    r2 = replica_of(server_factory, p)
+    wait_link_up(r1)
+    wait_link_up(r2)
+    mixed_load(p, n_threads=2, ops=500, seed=2)
+    wait_same_data(p, r1, r2)
+    old_id = info(p, "replication")["master_replid"]
+    # Promote r1, re-point r2 and the old primary at it.
+    assert r1.client().execute_command("REPLICAOF", "NO", "ONE") == b"OK"
+    ri = info(r1, "replication")
+    assert ri["role"] == "master" and ri["master_replid2"] == old_id and ri["master_replid"] != old_id
+    r1.client().set("after-promotion", "1")
+    r2.client().execute_command("REPLICAOF", "127.0.0.1", r1.port)
+    p.client().execute_command("SLAVEOF", "127.0.0.1", r1.port)
+    wait_link_up(r2)
+    wait_link_up(p)
+    r1.client().set("later", "2")
+    wait_same_data(r1, r2, p)
+    st = info(r1, "stats")
+    assert st["sync_full"] == 0, "replicas whose history is a prefix of the new primary's resync partially"
+    assert st["sync_partial_ok"] == 2
+    with pytest.raises(redis.exceptions.ReadOnlyError):
+        p.client().set("x", "1")
+
+
+def test_unrelated_primary_means_full_resync_not_merge(server_factory):
+    a = server_factory()
+    b = server_factory()
+    a.client().set("only-on-a", "1")
+    b.client().set("only-on-b", "1")
+    b.client().execute_command("REPLICAOF", "127.0.0.1", a.port)
+    wait_link_up(b)
+    wait_same_data(a, b)
+    assert b.client().get("only-on-b") is None
+    assert info(a, "stats")["sync_full"] == 1
+
+
+def test_wait_counts_acks_of_the_callers_writes(server_factory):
+    p = server_factory()
+    c = p.client()
+    c.set("k", "1")
+    assert c.execute_command("WAIT", 1, 100) == 0  # no replicas: times out with 0
+    r1 = replica_of(server_factory, p)
+    r2 = replica_of(server_factory, p)
+    wait_link_up(r1)
+    wait_link_up(r2)
+    c.set("k", "2")
+    assert c.execute_command("WAIT", 2, 5000) == 2
+    assert c.execute_command("WAIT", 0, 0) == 2
+    with pytest.raises(redis.ResponseError, match="WAIT cannot be used with replica instances"):
+        r1.client().execute_command("WAIT", 1, 10)
+    r2.kill9()
+    c.set("k", "3")
+    t0 = time.monotonic()
+    assert c.execute_command("WAIT", 2, 300) == 1
+    assert time.monotonic() - t0 >= 0.29
+
+
+def test_sync_class_writes_wait_for_acks_and_time_out(server_factory):
+    p = server_factory(["--sync-replicas", "1", "--sync-key-prefixes", "critical:,order:", "--sync-timeout-ms", "500"])
+    c = p.client()
+    # No replica: a sync-class write fails after the timeout, saying so.
+    t0 = time.monotonic()
+    with pytest.raises(redis.ResponseError, match="sync replication timeout.*may or may not survive a failover"):
+        c.set("critical:a", "1")
+    assert time.monotonic() - t0 >= 0.45
+    assert c.get("critical:a") == b"1"  # applied here: the error says so
+    assert c.set("plain", "1") is True  # async class: answered at once
+    r = replica_of(server_factory, p)
+    wait_link_up(r)
+    # With a replica: acknowledged, and on the replica when OK arrives.
+    for i in range(50):
+        assert c.set(f"order:{i}", i) is True
+        assert r.client().get(f"order:{i}") == str(i).encode()
+    # degrade: answered OK after the timeout and counted.
+    c.config_set("sync-timeout-policy", "degrade")
+    r.kill9()
+    assert c.set("critical:b", "2") is True
+    m = p.client().info("stats")  # the server is still healthy
+    assert m["sync_full"] >= 1
+    import urllib.request
+    body = urllib.request.urlopen(f"http://127.0.0.1:{p.http_port}/metrics", timeout=5).read().decode()
+    assert "levee_repl_sync_degraded_total 1" in body
+    assert "levee_repl_sync_timeouts_total 2" in body
+
+
+def test_min_replicas_to_write_refuses_with_noreplicas(server_factory):
+    p = server_factory(["--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"])
+    c = p.client()
+    with pytest.raises(redis.ResponseError, match="NOREPLICAS Not enough good replicas to write."):
+        c.set("k", "1")
+    assert c.get("k") is None
+    r = replica_of(server_factory, p)
+    wait_link_up(r)
+    wait_until(lambda: c.set("k", "1"), 10, what="writes accepted with a good replica")
+    r.kill9()
+    wait_until(lambda: info(p, "replication")["connected_slaves"] == 0 or
+               info(p, "replication").get("min_slaves_good_slaves") == 0, 15, what="replica gone")
+    with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+        c.set("k", "2")
+
+
+def test_replication_loops_are_refused(server_factory):
+    a = server_factory()
+    # Pointed at itself.
+    a.client().execute_command("REPLICAOF", "127.0.0.1", a.port)
+    wait_until(lambda: "replication loop" in info(a, "replication").get("master_link_last_error", ""), 10,
+               what="self-replication refused")
+    assert info(a, "replication")["master_link_status"] == "down"
+    a.client().execute_command("REPLICAOF", "NO", "ONE")
+    # A -> B, then B -> A.
+    b = replica_of(server_factory, a)
+    wait_link_up(b)
+    a.client().execute_command("REPLICAOF", "127.0.0.1", b.port)
+    wait_until(lambda: "replication loop" in info(a, "replication").get("master_link_last_error", ""), 10,
+               what="A->B->A refused")
+    assert "replication loop" in a.read_log()
+
+
+def test_replica_readiness_and_stale_reads(server_factory):
+    import urllib.error
+    import urllib.request
+
+    def readyz(s):
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{s.http_port}/readyz", timeout=5).status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    p = server_factory()
+    p.client().set("k", "v")
+    r = replica_of(server_factory, p, ["--replica-serve-stale-data", "no"])
+    wait_link_up(r)
+    wait_until(lambda: readyz(r) == 200, 10, what="replica ready")
+    assert r.client().get("k") == b"v"
+    p.stop()
+    wait_until(lambda: readyz(r) == 503, 30, what="replica not ready once its primary is gone")
+    with pytest.raises(redis.ResponseError, match="MASTERDOWN"):
+        r.client().get("k")
+    r.client().config_set("replica-serve-stale-data", "yes")
+    assert r.client().get("k") == b"v"
+    p.start()
+    wait_until(lambda: readyz(r) == 200, 30, what="replica ready again after the primary returned")
