@@ -339,3 +339,110 @@ def test_replica_readiness_and_stale_reads(server_factory):
     assert r.client().get("k") == b"v"
     p.start()
     wait_until(lambda: readyz(r) == 200, 30, what="replica ready again after the primary returned")
+
+
+FULLSYNC_MB = int(os.environ.get("TEST_FULLSYNC_MB", "1100"))
+
+
+def fill_incompressible(server, total_mb, value_kb=64):
+    c = server.client(socket_timeout=60)
+    n = total_mb * 1024 // value_kb
+    pipe = c.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f"blob:{i:07d}", os.urandom(value_kb * 1024))
+        if i % 64 == 63:
+            pipe.execute()
+    pipe.execute()
+    return n
+
+
+def test_full_resync_of_a_large_copy_resumes_after_a_cut(server_factory):
+    p = server_factory(["--repl-full-sync-max-bytes-per-sec", "200mb"])
+    n = fill_incompressible(p, FULLSYNC_MB)
+    r = replica_of(server_factory, p)
+
+    def progress():
+        i = info(r, "replication")
+        if i.get("master_sync_in_progress") != 1:
+            return None
+        return i["master_sync_total_bytes"], i["master_sync_read_bytes"]
+
+    total, _ = wait_until(progress, 30, what="full resync under way")
+    assert total >= FULLSYNC_MB * 1024 * 1024 * 0.9, f"checkpoint is only {total} bytes"
+    wait_until(lambda: (progress() or (0, 0))[1] > total * 0.4, 60, what="40% of the copy received")
+    r.kill9()  # cut in the middle
+    r.start(wait=False)
+    r.wait_ready()
+    wait_link_up(r, 120)
+    # The second attempt took only what the first had not: the primary sent
+    # about one copy in all, not one and a half.
+    sent = info(p, "stats")["total_net_repl_output_bytes"]
+    assert sent < total * 1.25, f"sent {sent} bytes for a {total}-byte copy: the resync started over"
+    assert "bytes_resumed" in r.read_log()
+    resumed = [line for line in r.read_log().splitlines() if "receiving a checkpoint" in line][-1]
+    assert '"bytes_resumed":0' not in resumed, resumed
+    p.client().set("after-resync", "1")
+    wait_same_data(p, r, timeout=120)
+    assert r.client().dbsize() == n + 1
+
+
+@pytest.fixture
+def netns_pair():
+    """A namespace joined to this one by a veth pair: 10.213.7.1 here,
+    10.213.7.2 inside. Removed afterwards."""
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None:
+        pytest.skip("needs root, iproute2 and iptables to build a network namespace")
+    tag = f"{os.getpid() % 10000}"
+    ns, host_if, ns_if = f"lvr{tag}", f"lvh{tag}", f"lvn{tag}"
+
+    def sh(*cmd):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        sh("ip", "link", "set", ns_if, "netns", ns)
+        sh("ip", "addr", "add", "10.213.7.1/30", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", "10.213.7.2/30", "dev", ns_if)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        yield ns, sh
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+
+
+def test_link_cut_in_a_network_namespace(server_factory, netns_pair):
+    ns, sh = netns_pair
+    p = server_factory(["--bind", "10.213.7.1"], start=False)
+    p.client = lambda **kw: redis.Redis(host="10.213.7.1", port=p.port, socket_timeout=10, **kw)
+    p.start()
+    r = server_factory(["--bind", "0.0.0.0", "--replicaof", f"10.213.7.1:{p.port}", "--repl-timeout-ms", "2000"],
+                       start=False)
+    r.client = lambda **kw: redis.Redis(host="10.213.7.2", port=r.port, socket_timeout=10, **kw)
+    plain_args = r.args
+    r.args = lambda: ["ip", "netns", "exec", ns] + plain_args()
+    r.start()
+    wait_link_up(r)
+    p.client().set("before-cut", "1")
+    wait_same_data(p, r)
+    # Drop everything between the primary's port and the replica, both ways.
+    rules = [["INPUT", "-p", "tcp", "--sport", str(p.port), "-j", "DROP"],
+             ["OUTPUT", "-p", "tcp", "--dport", str(p.port), "-j", "DROP"]]
+    for rule in rules:
+        sh("ip", "netns", "exec", ns, "iptables", "-A", *rule)
+    t0 = time.monotonic()
+    wait_until(lambda: info(r, "replication")["master_link_status"] == "down", 10, what="link reported down")
+    assert time.monotonic() - t0 < 6, "repl-timeout-ms is 2 s: the cut must show within a few seconds"
+    for i in range(300):
+        p.client().set(f"during-cut-{i}", i)
+    assert r.client().get("during-cut-0") is None
+    full_before = info(p, "stats")["sync_full"]
+    for rule in rules:
+        sh("ip", "netns", "exec", ns, "iptables", "-D", *rule)
+    wait_link_up(r, 30)
+    wait_same_data(p, r)
+    assert info(p, "stats")["sync_full"] == full_before, "after a heal the replica catches up from the log"
