@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""What replication costs a levee primary (bench/README.md).
+
+In one run: SET throughput, p99 and closed-loop time per request of a
+levee primary with 0 replicas, 1 async replica, 1 sync replica
+(sync-replicas 1) and 2 sync replicas (sync-replicas 2), at -c 50, -P 1 and
+-P 16, -d 100, -r 1000000; each point the median of --repeat runs, the
+configurations interleaved within each repetition so drift hits all alike.
+All processes share this machine's cores with redis-benchmark: a replica's
+CPU is CPU the primary does not get, which a real deployment (one replica
+per node) does not pay. The primary's CPU per operation is printed too.
+
+Bars (issue 4): 1 sync replica keeps >= 0.7x the async throughput at -P 16;
+async replication costs <= 15% of the no-replica throughput at -P 16.
+Exit status 1 when a bar is missed (--no-bars to only report).
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare import LEVEE, Server, free_port, median_point, run_point  # noqa: E402
+
+CONFIGS = [
+    ("none", 0, 0),
+    ("async1", 1, 0),
+    ("sync1", 1, 1),
+    ("sync2", 2, 2),
+]
+
+
+def command(port, *args):
+    out = subprocess.run(["redis-cli", "-p", str(port)] + [str(a) for a in args], capture_output=True,
+                         text=True, timeout=60)
+    return out.stdout
+
+
+def info_field(port, section, field):
+    for line in command(port, "INFO", section).splitlines():
+        if line.startswith(field + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def wait_caught_up(primary, replicas, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        want = info_field(primary.port, "replication", "master_repl_offset")
+        if all(info_field(r.port, "replication", "master_link_status") == "up" and
+               info_field(r.port, "replication", "slave_repl_offset") == want for r in replicas):
+            return
+        time.sleep(0.1)  # poll interval, bounded by the deadline
+    raise SystemExit("replicas did not catch up within %ds" % timeout)
+
+
+def levee(name, workdir, extra):
+    port = free_port()
+    d = os.path.join(workdir, name)
+    return Server(name, [LEVEE, "serve", "--port", str(port), "--http-port", "0", "--data-dir", d,
+                         "--log-format", "text"] + extra, port, workdir)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--requests-p1", type=int, default=100_000)
+    ap.add_argument("--requests-p16", type=int, default=500_000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-bars", action="store_true")
+    args = ap.parse_args()
+    workdir = tempfile.mkdtemp(prefix="levee-bench-repl-")
+    samples = {}
+    try:
+        for rep in range(args.repeat):
+            for name, n_replicas, sync in CONFIGS:
+                primary = levee(f"{name}-p", workdir, ["--sync-replicas", str(sync), "--sync-timeout-ms", "10000"])
+                primary.start()
+                replicas = []
+                for i in range(n_replicas):
+                    r = levee(f"{name}-r{i}", workdir, ["--replicaof", f"127.0.0.1:{primary.port}"])
+                    r.start()
+                    replicas.append(r)
+                wait_caught_up(primary, replicas)
+                for pipeline, requests in ((1, args.requests_p1), (16, args.requests_p16)):
+                    point = run_point(primary, "set", pipeline, 100, requests, args.clients)
+                    samples.setdefault((name, pipeline), []).append(point)
+                    wait_caught_up(primary, replicas)
+                for s in replicas + [primary]:
+                    s.stop()
+                for s in replicas + [primary]:
+                    shutil.rmtree(os.path.join(workdir, s.name), ignore_errors=True)
+                print(f"repetition {rep + 1}/{args.repeat}: {name} done", file=sys.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    results = {f"{name} P{p}": median_point(v) for (name, p), v in samples.items()}
+    ratio_sync = results["sync1 P16"]["ops"] / results["async1 P16"]["ops"]
+    async_cost = 1 - results["async1 P16"]["ops"] / results["none P16"]["ops"]
+    bars = {
+        "sync1_vs_async1_p16": {"value": ratio_sync, "bar": ">= 0.7", "ok": ratio_sync >= 0.7},
+        "async1_cost_p16": {"value": async_cost, "bar": "<= 0.15", "ok": async_cost <= 0.15},
+    }
+    if args.json:
+        print(json.dumps({"points": results, "bars": bars}, indent=2))
+    else:
+        print(f"{'config':<12} {'ops/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'loop us':>9} {'cpu us/op':>10}")
+        for k, v in results.items():
+            print(f"{k:<12} {v['ops']:>10.0f} {v['p50_ms']:>8.3f} {v['p99_ms']:>8.3f} {v['closed_loop_us']:>9.1f} "
+                  f"{v['cpu_us_per_op']:>10.2f}")
+        for k, b in bars.items():
+            print(f"{k}: {b['value']:.3f} (bar {b['bar']}) {'ok' if b['ok'] else 'MISSED'}")
+    if not args.no_bars and not all(b["ok"] for b in bars.values()):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
