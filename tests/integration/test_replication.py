@@ -446,3 +446,92 @@ def test_link_cut_in_a_network_namespace(server_factory, netns_pair):
     wait_link_up(r, 30)
     wait_same_data(p, r)
     assert info(p, "stats")["sync_full"] == full_before, "after a heal the replica catches up from the log"
+
+
+def test_masterauth_and_compressed_stream(server_factory, tmpdir_path):
+    pw = os.path.join(tmpdir_path, "pw")
+    with open(pw, "w") as f:
+        f.write("s3cret\n")
+    p = server_factory(["--requirepass-file", pw], password="s3cret")
+    r = replica_of(server_factory, p, ["--masterauth-file", pw])
+    wait_link_up(r)
+    c = p.client()
+    for i in range(200):
+        c.set(f"z{i}", "compressible " * 100)
+    wait_same_data(p, r)
+    # The stream was compressed: far fewer bytes went out than were logged.
+    sent = info(p, "stats")["total_net_repl_output_bytes"]
+    assert sent < 200 * 1300 / 4, f"{sent} bytes sent for ~260 kB of compressible values"
+    # Without the password the replica can't follow, and says why.
+    bad = replica_of(server_factory, p)
+    wait_until(lambda: "NOAUTH" in info(bad, "replication").get("master_link_last_error", "") or
+               "Authentication" in info(bad, "replication").get("master_link_last_error", ""), 10,
+               what="replica without masterauth refused")
+
+
+def test_damaged_stream_drops_the_link_and_applies_nothing_partial(server_factory):
+    """A fake primary sends one good record, then a block whose checksum is
+    wrong: the replica applies the good one, drops the link with the reason
+    logged, and asks again from the record after the good one."""
+    import socket as so
+    import struct
+    import zlib
+
+    def frame(seq, key, value):
+        value = b"\x00\x00" + value  # storage encoding: string, no expiry
+        payload = struct.pack("<QQ", seq, 0) + bytes([1]) + bytes([1]) + bytes([len(key)]) + key + \
+            bytes([len(value)]) + value
+        return struct.pack("<II", len(payload), zlib.crc32(payload)) + payload
+
+    def block(t, payload, crc=None):
+        return bytes([t]) + struct.pack("<II", len(payload), zlib.crc32(payload) if crc is None else crc) + payload
+
+    lst = so.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(4)
+    port = lst.getsockname()[1]
+    psyncs = []
+
+    def serve():
+        for attempt in range(2):
+            conn, _ = lst.accept()
+            f = conn.makefile("rb")
+            while True:
+                line = f.readline()
+                if not line:
+                    return
+                if not line.startswith(b"*"):
+                    continue
+                args = []
+                for _ in range(int(line[1:])):
+                    n = int(f.readline()[1:])
+                    args.append(f.read(n + 2)[:-2])
+                cmd = args[0].upper()
+                if cmd == b"PING":
+                    conn.sendall(b"+PONG\r\n")
+                elif cmd == b"REPLCONF" and args[1].lower() == b"levee-id":
+                    conn.sendall(b"+fakeprimary\r\n")
+                elif cmd == b"REPLCONF":
+                    conn.sendall(b"+OK\r\n")
+                elif cmd == b"PSYNC":
+                    psyncs.append(args)
+                    break
+            if attempt == 0:
+                # Claim the replica's history continues (its replid is ours).
+                conn.sendall(b"+CONTINUE " + args[1] + b"\r\n")
+                good = frame(1, b"good", b"1")
+                conn.sendall(block(1, good))
+                bad = frame(2, b"bad", b"2")
+                conn.sendall(block(1, bad, crc=12345))
+                f.read(1)  # until the replica closes
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    r = server_factory(["--replicaof", f"127.0.0.1:{port}", "--log-format", "text"])
+    wait_until(lambda: len(psyncs) >= 2, 20, what="the replica asking again after the damaged block")
+    assert psyncs[1][2] == b"2", f"second PSYNC should continue after the good record: {psyncs[1]}"
+    assert r.client().get("good") == b"1"
+    assert r.client().get("bad") is None
+    assert "fails its checksum" in r.read_log()
+    lst.close()
