@@ -16,7 +16,9 @@ TEST(StreamTest, RecordBlocksRoundTripCompressedOrNot) {
     uint32_t len, crc;
     ASSERT_TRUE(ParseBlockHeader(out.data(), &type, &len, &crc));
     EXPECT_EQ(type, level ? BlockType::kRecordsZstd : BlockType::kRecords);
-    if (level) EXPECT_LT(len, frames.size() / 10);
+    if (level) {
+      EXPECT_LT(len, frames.size() / 10);
+    }
     std::string back;
     ASSERT_TRUE(OpenRecordsBlock(type, std::string_view(out).substr(kBlockHeaderSize, len), crc, &back).ok());
     EXPECT_EQ(back, frames);
