@@ -1,9 +1,7 @@
 #include "repl/manager.h"
 
-#include <fcntl.h>
 #include <openssl/rand.h>
 #include <pthread.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +13,7 @@
 #include "common/logging.h"
 #include "repl/primary.h"
 #include "repl/replica.h"
+#include "repl/stream.h"
 #include "resp/reply.h"
 #include "storage/engine.h"
 #include "wal/log.h"
@@ -75,16 +74,8 @@ Status Manager::LoadIds() {
 }
 
 Status Manager::SaveIds(const ReplIds& ids) {
-  fs::path p = fs::path(node_->data_dir()) / "replication-ids";
-  fs::path tmp = p;
-  tmp += ".tmp";
-  std::string s = ids.replid + " " + ids.replid2 + " " + std::to_string(ids.second_offset) + "\n";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError("cannot write " + tmp.string() + ": " + std::strerror(errno));
-  bool ok = ::write(fd, s.data(), s.size()) == static_cast<ssize_t>(s.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), p.c_str()) != 0) return Status::IOError("cannot write " + p.string());
-  return Status::OK();
+  return WriteFileAtomic((fs::path(node_->data_dir()) / "replication-ids").string(),
+                         ids.replid + " " + ids.replid2 + " " + std::to_string(ids.second_offset) + "\n");
 }
 
 ReplIds Manager::ids() {
@@ -378,15 +369,7 @@ std::string Manager::InfoSection() {
   int64_t connected = 0;
   for (auto& l : links) connected += !l->done();
   num("connected_slaves", connected);
-  if (!replica && min_replicas_.load() > 0) {
-    std::lock_guard<std::mutex> l(links_mu_);
-    int64_t good = 0;
-    for (auto& lk : links_) {
-      good += lk->state() == ReplicaLink::State::kOnline &&
-              now - lk->last_ack_ms() <= min_replicas_max_lag_s_.load() * 1000;
-    }
-    num("min_slaves_good_slaves", good);
-  }
+  if (!replica && min_replicas_.load() > 0) num("min_slaves_good_slaves", GoodReplicas());
   int i = 0;
   for (auto& l : links) {
     if (l->done()) continue;
@@ -412,6 +395,14 @@ int64_t Manager::CountAcked(uint64_t sequence) {
   int64_t n = 0;
   for (auto& l : links_) n += l->state() == ReplicaLink::State::kOnline && l->acked() >= sequence;
   return n;
+}
+
+int64_t Manager::GoodReplicas() {
+  int64_t now = NowMs(), max_lag = min_replicas_max_lag_s_.load() * 1000;
+  std::lock_guard<std::mutex> l(links_mu_);
+  int64_t good = 0;
+  for (auto& lk : links_) good += lk->state() == ReplicaLink::State::kOnline && now - lk->last_ack_ms() <= max_lag;
+  return good;
 }
 
 int64_t Manager::AckedBy(uint64_t sequence) {
@@ -464,15 +455,7 @@ uint64_t Manager::RetainFrom() {
 std::string Manager::WriteRefusal() {
   int64_t min = min_replicas_.load();
   if (min <= 0) return "";
-  int64_t now = NowMs(), max_lag = min_replicas_max_lag_s_.load() * 1000;
-  int64_t good = 0;
-  {
-    std::lock_guard<std::mutex> l(links_mu_);
-    for (auto& lk : links_) {
-      good += lk->state() == ReplicaLink::State::kOnline && now - lk->last_ack_ms() <= max_lag;
-    }
-  }
-  if (good >= min) return "";
+  if (GoodReplicas() >= min) return "";
   return "NOREPLICAS Not enough good replicas to write.";
 }
 

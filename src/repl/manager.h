@@ -120,6 +120,8 @@ class Manager final : public commands::Replication, public server::ReplicationHo
   void ReleaseReady(bool timeouts);
   void Release(Hold& h, bool timed_out);
   int64_t CountAcked(uint64_t sequence);  // links_mu_ held
+  // Online replicas that acked within min-replicas-max-lag.
+  int64_t GoodReplicas();
   Status LoadIds();
   Status SaveIds(const ReplIds& ids);
   void ReloadSettings();

@@ -32,19 +32,6 @@ std::string Resp(const std::vector<std::string>& args) {
   return out;
 }
 
-Status WriteFileAtomic(const fs::path& path, const std::string& content) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError("cannot write " + tmp.string() + ": " + std::strerror(errno));
-  bool ok = ::write(fd, content.data(), content.size()) == static_cast<ssize_t>(content.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Status::IOError("cannot write " + path.string() + ": " + std::strerror(errno));
-  }
-  return Status::OK();
-}
-
 }  // namespace
 
 ReplicaClient::ReplicaClient(Manager* manager, std::string host, int port)
@@ -255,7 +242,7 @@ Status ReplicaClient::Transfer(uint64_t sequence) {
     fs::remove_all(staging, ec);
     fs::create_directories(db, ec);
     if (ec) return Status::IOError("cannot create " + db.string() + ": " + ec.message());
-    LEVEE_RETURN_IF_ERROR(WriteFileAtomic(staging / "SOURCE", man.instance_id + "\n"));
+    LEVEE_RETURN_IF_ERROR(WriteFileAtomic((staging / "SOURCE").string(), man.instance_id + "\n"));
   }
   fs::remove(staging / "COMPLETE", ec);
   // What earlier attempts left: only bytes recorded as synced count.
@@ -286,7 +273,7 @@ Status ReplicaClient::Transfer(uint64_t sequence) {
   auto save_progress = [&]() {
     std::string s;
     for (const auto& [n, sz] : have) s += n + " " + std::to_string(sz) + "\n";
-    return WriteFileAtomic(staging / "PROGRESS", s);
+    return WriteFileAtomic((staging / "PROGRESS").string(), s);
   };
   LEVEE_RETURN_IF_ERROR(save_progress());
   std::vector<std::string> reply = {"REPLCONF", "levee-have"};
@@ -384,7 +371,7 @@ Status ReplicaClient::Transfer(uint64_t sequence) {
   }
   LEVEE_RETURN_IF_ERROR(save_progress());
   // From here a restart finishes the install instead of starting over.
-  LEVEE_RETURN_IF_ERROR(WriteFileAtomic(staging / "COMPLETE", std::to_string(sequence) + "\n"));
+  LEVEE_RETURN_IF_ERROR(WriteFileAtomic((staging / "COMPLETE").string(), std::to_string(sequence) + "\n"));
   m_->DisconnectReplicasAndWait();
   LEVEE_RETURN_IF_ERROR(node->InstallCopy(db.string(), sequence));
   logging::Info("repl", "full resync complete: now serving the primary's data",

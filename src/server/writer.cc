@@ -320,14 +320,7 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
             }
           }
         }
-        // WATCH runs on this thread too, so registrations and these touches
-        // are ordered: a watcher sees every write after its WATCH.
-        if (services_->clients().any_watched()) {
-          for (const auto& m : rec.mutations) {
-            if (m.kind == wal::Mutation::Kind::kFlushAll) services_->clients().TouchAll();
-            else services_->clients().TouchKey(m.key);
-          }
-        }
+        TouchWatched(rec.mutations);
       }
     }
   }
@@ -379,6 +372,16 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
   }
   stats_.groups++;
   for (auto& job : jobs) Finish(std::move(job));
+}
+
+void Writer::TouchWatched(const std::vector<wal::Mutation>& mutations) {
+  // WATCH runs on this thread too, so registrations and these touches are
+  // ordered: a watcher sees every write after its WATCH.
+  if (!services_->clients().any_watched()) return;
+  for (const auto& m : mutations) {
+    if (m.kind == wal::Mutation::Kind::kFlushAll) services_->clients().TouchAll();
+    else services_->clients().TouchKey(m.key);
+  }
 }
 
 void Writer::Finish(std::unique_ptr<WriteJob> job) {
@@ -442,11 +445,8 @@ void Writer::ApplyReplicated(ReplicatedBatch& b) {
         for (const auto& m : rec.mutations) {
           if (!st.ok()) break;
           st = group.Apply(m);
-          if (services_->clients().any_watched()) {
-            if (m.kind == wal::Mutation::Kind::kFlushAll) services_->clients().TouchAll();
-            else services_->clients().TouchKey(m.key);
-          }
         }
+        TouchWatched(rec.mutations);
       }
       if (st.ok()) st = group.Commit(last, false);
       if (!st.ok()) {

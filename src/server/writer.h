@@ -158,6 +158,8 @@ class Writer {
   // Why spec may not run now (READONLY, NOREPLICAS), or empty.
   std::string Refusal(const commands::Spec& spec, const commands::ClientState& client);
   void Finish(std::unique_ptr<WriteJob> job);
+  // Makes WATCHers of the keys these mutations change fail their EXEC.
+  void TouchWatched(const std::vector<wal::Mutation>& mutations);
   void ExpireCycle(int64_t now_ms);
   void MaybeTrimLog();
   bool DiskHasRoom(std::string* why);

@@ -47,13 +47,9 @@ TEST(CheckpointTest, CopyOpensWithTheDataOfTheMomentDespiteCompaction) {
   auto back = Engine::Open(co);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back.value()->applied_sequence(), 20u);
-  StoredValue v;
-  bool found;
   std::string raw;
   ASSERT_TRUE(back.value()->raw()->Get(leveldb::ReadOptions(), DataKey("k7"), &raw).ok());
   EXPECT_EQ(raw, std::string(200, 'a' + 19 % 3));
-  (void)v;
-  (void)found;
 }
 
 }  // namespace
