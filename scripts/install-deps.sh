@@ -13,7 +13,7 @@ packages=(
   libsodium-dev libcurl4-openssl-dev
   # tests and benchmarks
   libgtest-dev libbenchmark-dev python3-pytest python3-redis python3-hiredis
-  redis-server redis-tools prometheus tmux iproute2 iptables
+  redis-server redis-tools redis-sentinel haproxy prometheus tmux iproute2 iptables
 )
 
 missing=()

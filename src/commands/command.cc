@@ -231,6 +231,7 @@ void RegisterAllCommands(CommandTable* t) {
   RegisterTransactionFamily(t);
   RegisterObserveFamily(t);
   RegisterReplicationFamily(t);
+  RegisterPubSubFamily(t);
 }
 
 }  // namespace levee::commands

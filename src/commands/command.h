@@ -48,6 +48,8 @@ enum Flag : uint32_t {
   kNoQueue = 1 << 5,   // runs at once even inside MULTI (MULTI, EXEC, DISCARD, WATCH...)
   kConnection = 1 << 6,  // changes connection state
   kOnWriter = 1 << 7,    // runs on the writer thread though it writes nothing itself (EXEC, WATCH)
+  kLogged = 1 << 8,      // runs on the writer and may log a record that changes no data (PUBLISH)
+  kPubSubContext = 1 << 9,  // allowed to a RESP2 client in subscribed mode
 };
 
 struct CommandContext;
@@ -107,6 +109,15 @@ struct ClientState {
 
   // Closes the connection from any thread (set by the io layer).
   std::function<void()> kill;
+  // Queues out-of-band bytes (a pub/sub message) for the client, from any
+  // thread (set by the io layer).
+  std::function<void(const std::string&)> deliver;
+
+  // Pub/sub subscriptions; the sets are guarded by PubSub's lock, the counts
+  // are readable anywhere (CLIENT LIST, CLIENT KILL TYPE pubsub).
+  std::set<std::string> channels, patterns;
+  std::atomic<size_t> sub_count{0}, psub_count{0};
+  bool subscribed() const { return sub_count.load() + psub_count.load() > 0; }
 
   // Replication (writer thread while a job runs): the sequence of this
   // client's last logged write, for WAIT; a WAIT the writer must hold.
@@ -116,6 +127,7 @@ struct ClientState {
   int64_t wait_replicas = 0, wait_timeout_ms = 0;
   // A replica's handshake (REPLCONF before PSYNC), on its io thread.
   int repl_listening_port = 0;
+  std::string repl_ip;  // REPLCONF ip-address (replica-announce-ip)
   bool repl_capa_zstd = false;
   std::string repl_node_id;
   // Set by PSYNC: the io layer hands the socket (and any input not yet
@@ -146,9 +158,16 @@ class Replication {
   // A replica with replica-serve-stale-data off whose link is down refuses
   // reads: the error, or empty.
   virtual std::string StaleRefusal() = 0;
+  // CLIENT KILL TYPE replica: closes every replica link; how many.
+  virtual int64_t KillReplicas() = 0;
+  // CLIENT KILL TYPE master: closes the link to the primary (the replica
+  // reconnects at once); how many (0 or 1).
+  virtual int64_t KillMasterLink() = 0;
 };
 
 // Open connections, for CLIENT LIST/KILL and WATCH.
+class PubSub;
+
 class ClientRegistry {
  public:
   void Add(const std::shared_ptr<ClientState>& c);
@@ -194,6 +213,13 @@ class Services {
   virtual observe::CommandStats& command_stats() = 0;
   virtual observe::SlowLog& slowlog() = 0;
   virtual Replication& replication() = 0;
+  virtual PubSub& pubsub() = 0;
+  // Whether the writer applies only a primary's stream (client writes are
+  // refused and nothing of this server's own is logged).
+  virtual bool ReplicaMode() = 0;
+  // CONFIG REWRITE: the effective settings written back to the --config
+  // file. Error text, or empty.
+  virtual std::string RewriteConfig() = 0;
 };
 
 struct CommandContext {
@@ -238,6 +264,7 @@ void RegisterServerFamily(CommandTable* t);
 void RegisterTransactionFamily(CommandTable* t);
 void RegisterObserveFamily(CommandTable* t);
 void RegisterReplicationFamily(CommandTable* t);
+void RegisterPubSubFamily(CommandTable* t);
 void RegisterAllCommands(CommandTable* t);
 
 }  // namespace levee::commands

@@ -85,6 +85,13 @@ const std::map<std::string, std::string, std::less<>>& SyntaxTable() {
       {"psync", "replicationid offset"},
       {"sync", ""},
       {"wait", "numreplicas timeout"},
+      {"subscribe", "channel [channel ...]"},
+      {"psubscribe", "pattern [pattern ...]"},
+      {"unsubscribe", "[channel [channel ...]]"},
+      {"punsubscribe", "[pattern [pattern ...]]"},
+      {"publish", "channel message"},
+      {"pubsub", "subcommand [argument ...]"},
+      {"script", "subcommand [argument ...]"},
   };
   return table;
 }

@@ -38,7 +38,9 @@ void Replconf(CommandContext& ctx, std::vector<std::string>& a) {
     } else if (opt == "levee-id") {
       ctx.client->repl_node_id = v;
       return ctx.services.replication().Identify(v, ctx.reply);
-    } else if (opt == "ack" || opt == "getack" || opt == "ip-address" || opt == "rdb-only" ||
+    } else if (opt == "ip-address") {
+      ctx.client->repl_ip = v;  // the replica's replica-announce-ip
+    } else if (opt == "ack" || opt == "getack" || opt == "rdb-only" ||
                opt == "rdb-filter-only") {
       // ACK on an ordinary connection means nothing; replicas' acks come
       // on their replication link.

@@ -21,6 +21,12 @@ constexpr std::string_view kServerVersion = "7.0.0";  // the Redis feature level
 
 void Ping(CommandContext& ctx, std::vector<std::string>& a) {
   if (a.size() > 2) return ctx.reply.Error(WrongArgsError("ping"));
+  if (ctx.reply.protocol() == 2 && ctx.client->subscribed()) {
+    // A subscribed RESP2 connection only carries arrays, as in Redis.
+    ctx.reply.ArrayHeader(2);
+    ctx.reply.Bulk("pong");
+    return ctx.reply.Bulk(a.size() == 2 ? a[1] : "");
+  }
   if (a.size() == 2) ctx.reply.Bulk(a[1]);
   else ctx.reply.SimpleString("PONG");
 }
@@ -260,12 +266,25 @@ void Config(CommandContext& ctx, std::vector<std::string>& a) {
     }
     return ctx.reply.Ok();
   }
+  if (sub == "rewrite" && a.size() == 2) {
+    std::string err = ctx.services.RewriteConfig();
+    if (!err.empty()) return ctx.reply.Error(err);
+    return ctx.reply.Ok();
+  }
   if (sub == "resetstat" && a.size() == 2) {
     ctx.services.ResetStats();
     return ctx.reply.Ok();
   }
   ctx.reply.Error("ERR unknown subcommand or wrong number of arguments for '" + a[1] + "'. Try CONFIG HELP.");
 }
+
+bool KnownClientType(const std::string& t) {
+  return t == "normal" || t == "pubsub" || t == "master" || t == "replica" || t == "slave";
+}
+
+// The CLIENT LIST/KILL type of a registered connection (replication links
+// are not registered: they are "replica" or "master").
+std::string ClientType(const ClientState& c) { return c.subscribed() ? "pubsub" : "normal"; }
 
 std::string ClientLine(const ClientState& c, int64_t now_ms) {
   std::string name;
@@ -278,8 +297,9 @@ std::string ClientLine(const ClientState& c, int64_t now_ms) {
   size_t qbuf = c.qbuf, omem = c.omem;
   return "id=" + std::to_string(c.id) + " addr=" + c.addr + " laddr=" + c.laddr + " fd=-1 name=" + name +
          " age=" + std::to_string((now_ms - c.created_ms) / 1000) +
-         " idle=" + std::to_string((now_ms - c.last_active_ms) / 1000) + " flags=" + (c.in_multi ? "x" : "N") +
-         " db=0 sub=0 psub=0 ssub=0 multi=" + (c.in_multi ? std::to_string(c.queued_count.load()) : "-1") +
+         " idle=" + std::to_string((now_ms - c.last_active_ms) / 1000) + " flags=" +
+         (c.in_multi ? "x" : c.subscribed() ? "P" : "N") + " db=0 sub=" + std::to_string(c.sub_count.load()) +
+         " psub=" + std::to_string(c.psub_count.load()) + " ssub=0 multi=" + (c.in_multi ? std::to_string(c.queued_count.load()) : "-1") +
          " qbuf=" + std::to_string(qbuf) + " qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=" +
          std::to_string(omem) + " tot-mem=" + std::to_string(qbuf + omem) + " events=r cmd=" + cmd +
          " user=default redir=-1 resp=" + std::to_string(c.protocol.load()) + "\n";
@@ -305,10 +325,11 @@ void Client(CommandContext& ctx, std::vector<std::string>& a) {
   if (sub == "info" && a.size() == 2) return ctx.reply.Verbatim(ClientLine(*ctx.client, ctx.now_ms));
   if (sub == "list") {
     std::set<uint64_t> ids;
+    std::string type;
     for (size_t i = 2; i < a.size(); i++) {
       if (EqualsIgnoreCase(a[i], "type") && i + 1 < a.size()) {
-        i++;  // every levee client is of type normal
-        if (!EqualsIgnoreCase(a[i], "normal")) return ctx.reply.Verbatim("");
+        type = ToLower(a[++i]);
+        if (!KnownClientType(type)) return ctx.reply.Error("ERR Unknown client type '" + a[i] + "'");
       } else if (EqualsIgnoreCase(a[i], "id")) {
         for (i++; i < a.size(); i++) {
           int64_t id;
@@ -321,6 +342,8 @@ void Client(CommandContext& ctx, std::vector<std::string>& a) {
     }
     std::string out;
     for (const auto& c : ctx.services.clients().Snapshot()) {
+      // Replica links and the link to a primary are not listed here.
+      if (!type.empty() && type != ClientType(*c)) continue;
       if (ids.empty() || ids.count(c->id)) out += ClientLine(*c, ctx.now_ms);
     }
     return ctx.reply.Verbatim(out);
@@ -349,17 +372,21 @@ void Client(CommandContext& ctx, std::vector<std::string>& a) {
           return ctx.reply.Error(kErrSyntax);
         }
       }
-      if (!type.empty() && type != "normal" && type != "master" && type != "replica" && type != "slave" &&
-          type != "pubsub") {
-        return ctx.reply.Error("ERR Unknown client type '" + type + "'");
-      }
+      if (!type.empty() && !KnownClientType(type)) return ctx.reply.Error("ERR Unknown client type '" + type + "'");
     }
     int64_t killed = 0;
+    // Replication links live outside the client registry: replication
+    // closes them (the other side reconnects and resumes with PSYNC).
+    if ((type == "replica" || type == "slave") && addr.empty() && laddr.empty() && id == 0) {
+      killed += ctx.services.replication().KillReplicas();
+    } else if (type == "master" && addr.empty() && laddr.empty() && id == 0) {
+      killed += ctx.services.replication().KillMasterLink();
+    }
     for (const auto& c : ctx.services.clients().Snapshot()) {
       if (!addr.empty() && c->addr != addr) continue;
       if (!laddr.empty() && c->laddr != laddr) continue;
       if (id != 0 && c->id != id) continue;
-      if (!type.empty() && type != "normal") continue;  // no replica or pubsub clients yet
+      if (!type.empty() && type != ClientType(*c)) continue;
       if (c->id == ctx.client->id) {
         if (!old_form && skipme) continue;
         c->close_after_reply = true;
@@ -441,6 +468,20 @@ void Debug(CommandContext& ctx, std::vector<std::string>& a) {
   ctx.reply.Error("ERR unknown subcommand '" + a[1] + "'. levee's DEBUG knows DIGEST, DIGEST-VALUE and SLEEP.");
 }
 
+// levee runs no scripts. Sentinel sends SCRIPT KILL to a server that
+// answers BUSY; it gets Redis' answer for "nothing running".
+void Script(CommandContext& ctx, std::vector<std::string>& a) {
+  std::string sub = ToLower(a[1]);
+  if (sub == "kill" && a.size() == 2) return ctx.reply.Error("NOTBUSY No scripts in execution right now.");
+  if (sub == "flush" && a.size() <= 3) return ctx.reply.Ok();
+  if (sub == "exists" && a.size() >= 3) {
+    ctx.reply.ArrayHeader(a.size() - 2);
+    for (size_t i = 2; i < a.size(); i++) ctx.reply.Integer(0);
+    return;
+  }
+  ctx.reply.Error("ERR levee does not run Lua scripts: SCRIPT " + a[1] + " is not supported (KILL, FLUSH and EXISTS are)");
+}
+
 }  // namespace
 
 void RegisterServerFamily(CommandTable* t) {
@@ -448,9 +489,9 @@ void RegisterServerFamily(CommandTable* t) {
   auto add = [t](std::string name, int arity, uint32_t flags, std::string group, std::string summary, Handler h) {
     t->Add(Spec{std::move(name), arity, flags, 0, 0, 0, std::move(group), std::move(summary), std::move(h)});
   };
-  add("ping", -1, F, "connection", "Returns PONG, or the argument.", Ping);
+  add("ping", -1, F | kPubSubContext, "connection", "Returns PONG, or the argument.", Ping);
   add("echo", 2, F, "connection", "Returns the argument.", Echo);
-  add("quit", -1, F | NA | C, "connection", "Closes the connection.", Quit);
+  add("quit", -1, F | NA | C | kPubSubContext, "connection", "Closes the connection.", Quit);
   add("auth", -2, F | NA | C, "connection", "Authenticates the connection.", Auth);
   add("hello", -1, F | NA | C, "connection", "Chooses the protocol version and authenticates.", Hello);
   add("select", 2, F | C, "connection", "Selects the database (levee has database 0 only).", Select);
@@ -461,6 +502,7 @@ void RegisterServerFamily(CommandTable* t) {
   add("config", -2, A, "server", "Reads and changes settings at run time.", Config);
   // On the writer thread, as Redis runs DEBUG on its main thread: DIGEST sees
   // a state between groups, and SLEEP stalls writes (liveness tests).
+  add("script", -2, 0, "scripting", "SCRIPT KILL answers NOTBUSY: levee runs no scripts.", Script);
   add("debug", -2, A | kOnWriter, "server", "Debugging commands (DIGEST, DIGEST-VALUE, SLEEP).", Debug);
 }
 

@@ -1,11 +1,18 @@
 #include "common/config.h"
 
+#include <sys/stat.h>
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/file.h"
 
 namespace levee {
 namespace {
@@ -81,6 +88,10 @@ std::vector<Config::Entry> MakeTable() {
        "/readyz on a replica is 200 only while its link is up and it is at most this far behind"},
       {"replica-priority", T::kInt, "100", 0, 1000000, {}, true,
        "for Redis Sentinel: lower is preferred for promotion, 0 never promotes (INFO slave_priority)"},
+      {"replica-announce-ip", T::kString, "", 0, 0, {}, true,
+       "address this replica tells its primary (and so Sentinel) to reach it at (empty: the address the primary sees)"},
+      {"replica-announce-port", T::kInt, "0", 0, 65535, {}, true,
+       "port this replica tells its primary to reach it at (0: its own port)"},
   };
 }
 
@@ -221,11 +232,17 @@ Status Config::Set(const std::string& name_in, const std::string& value, const s
 }
 
 Status Config::LoadYamlFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return Status::InvalidArgument("cannot read config file " + path + ": " + std::strerror(errno));
+  std::stringstream text;
+  text << f.rdbuf();
+  return LoadYamlText(text.str(), path);
+}
+
+Status Config::LoadYamlText(const std::string& text, const std::string& path) {
   YAML::Node root;
   try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::BadFile&) {
-    return Status::InvalidArgument("cannot read config file " + path + ": " + std::strerror(errno));
+    root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return Status::InvalidArgument("config file " + path + " is not valid YAML: " + e.what());
   }
@@ -286,6 +303,110 @@ bool Config::GetBool(const std::string& name) const { return GetString(name) == 
 void Config::OnChange(const std::string& name, std::function<void(const std::string&)> fn) {
   std::lock_guard<std::mutex> l(mu_);
   watchers_[name].push_back(std::move(fn));
+}
+
+namespace {
+
+// A value as YAML writes it: numbers and yes/no bare, strings double-quoted.
+std::string YamlValue(const Config::Entry& e, const std::string& v) {
+  if (e.type != Config::Type::kString) return v;
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "\"";
+}
+
+// Splits "key: value  # comment" into the setting's name (empty when the
+// line is not a top-level setting) and the trailing comment (with the
+// spaces before it).
+void SplitSettingLine(const std::string& line, std::string* name, std::string* comment) {
+  name->clear();
+  comment->clear();
+  size_t colon = line.find(':');
+  if (line.empty() || !std::isalnum(static_cast<unsigned char>(line[0])) || colon == std::string::npos) return;
+  std::string key = line.substr(0, colon);
+  while (!key.empty() && key.back() == ' ') key.pop_back();
+  for (char c : key) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return;
+  }
+  *name = Lower(key);
+  char quote = 0;
+  for (size_t i = colon + 1; i < line.size(); i++) {
+    char c = line[i];
+    if (quote) {
+      if (c == '\\' && quote == '"') i++;
+      else if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '#' && (line[i - 1] == ' ' || line[i - 1] == '\t')) {
+      size_t start = i;
+      while (start > colon + 1 && (line[start - 1] == ' ' || line[start - 1] == '\t')) start--;
+      *comment = line.substr(start);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+Status Config::Rewrite(const std::string& path) const {
+  std::map<std::string, std::string> values;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    values = values_;
+  }
+  std::vector<std::string> lines;
+  unsigned mode = 0644;
+  {
+    std::ifstream f(path);
+    if (f) {
+      for (std::string line; std::getline(f, line);) lines.push_back(line);
+    } else if (errno != ENOENT) {
+      return Status::IOError("cannot read config file " + path + ": " + std::strerror(errno));
+    }
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0) mode = st.st_mode & 07777;
+  }
+  // What the file says now, normalised the way Set() normalises values.
+  std::set<std::string> in_file;
+  for (auto& line : lines) {
+    std::string name, comment;
+    SplitSettingLine(line, &name, &comment);
+    const Entry* e = name.empty() ? nullptr : Find(name);
+    if (e == nullptr || !in_file.insert(name).second) continue;
+    Config parsed;
+    bool same = parsed.LoadYamlText(line, path).ok() && parsed.GetString(name) == values[name];
+    if (!same) line = name + ": " + YamlValue(*e, values[name]) + comment;
+  }
+  std::vector<std::string> added;
+  for (const auto& e : Entries()) {
+    if (in_file.count(e.name) || values[e.name] == e.default_value) continue;
+    added.push_back(e.name + ": " + YamlValue(e, values[e.name]));
+  }
+  if (!added.empty()) {
+    const std::string header = "# Added by CONFIG REWRITE (settings that differ from their defaults).";
+    if (std::find(lines.begin(), lines.end(), header) == lines.end()) {
+      if (!lines.empty() && !lines.back().empty()) lines.emplace_back();
+      lines.push_back(header);
+    }
+    lines.insert(lines.end(), added.begin(), added.end());
+  }
+  std::string text;
+  for (const auto& line : lines) text += line + "\n";
+  // The result must load and give the running values back.
+  Config check;
+  Status st = check.LoadYamlText(text, path + " (as rewritten)");
+  if (!st.ok()) return Status::InvalidArgument("CONFIG REWRITE produced a file that does not load (" + st.message() +
+                                        "); " + path + " was left unchanged");
+  for (const auto& [name, v] : values) {
+    if (check.GetString(name) != v) {
+      return Status::InvalidArgument("CONFIG REWRITE could not express '" + name + "' in " + path +
+                              " (a duplicate or unusual line?); the file was left unchanged");
+    }
+  }
+  return WriteFileAtomic(path, text, mode);
 }
 
 }  // namespace levee

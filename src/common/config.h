@@ -46,6 +46,15 @@ class Config {
   // "CONFIG SET"); validates, and for "CONFIG SET" refuses immutable ones.
   Status Set(const std::string& name, const std::string& value, const std::string& source);
   Status LoadYamlFile(const std::string& path);
+  Status LoadYamlText(const std::string& text, const std::string& source);
+
+  // CONFIG REWRITE: writes the current values back to the YAML file at path.
+  // Lines of settings whose value changed are rewritten in place (keeping a
+  // trailing comment); settings that differ from their default and are not
+  // in the file are appended; every other line, comments included, is kept.
+  // The new file is checked by loading it, then replaces the old one
+  // atomically (temporary file, fsync, rename, fsync of the directory).
+  Status Rewrite(const std::string& path) const;
   // LEVEE_<NAME> variables. One that names no setting, or whose value looks
   // like a Kubernetes service link (LEVEE_PORT=tcp://10.0.0.1:6379, injected
   // into every pod when a Service is called "levee"), is skipped with a line

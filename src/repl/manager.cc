@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/coding.h"
 #include "common/config.h"
+#include "common/file.h"
 #include "common/logging.h"
 #include "repl/primary.h"
 #include "repl/replica.h"
@@ -173,6 +174,7 @@ std::string Manager::ReplicaOf(const std::string& host, int port) {
     SetIds(n);
     replica_ = false;
     node_->SetReplicaMode(false);
+    RecordReplicaOf("");
     {
       std::lock_guard<std::mutex> l(ids_mu_);
       upstream_chain_.clear();
@@ -202,10 +204,17 @@ std::string Manager::ReplicaOf(const std::string& host, int port) {
   std::lock_guard<std::mutex> l(client_mu_);
   master_host_ = host;
   master_port_ = port;
+  RecordReplicaOf(host + ":" + std::to_string(port));
   client_ = std::make_unique<ReplicaClient>(this, host, port);
   client_->Start();
   logging::Info("repl", "following a primary", {{"primary", host + ":" + std::to_string(port)}});
   return "";
+}
+
+void Manager::RecordReplicaOf(const std::string& value) {
+  // The running value of the replicaof setting (CONFIG GET, CONFIG REWRITE).
+  Status st = node_->config().Set("replicaof", value, "REPLICAOF");
+  if (!st.ok()) logging::Warn("repl", "could not record replicaof", {{"error", st.ToString()}});
 }
 
 void Manager::DisconnectReplicas() {
@@ -215,6 +224,24 @@ void Manager::DisconnectReplicas() {
     links = links_;
   }
   for (auto& link : links) link->Stop();
+}
+
+int64_t Manager::KillReplicas() {
+  std::vector<std::shared_ptr<ReplicaLink>> links;
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    links = links_;
+  }
+  for (auto& link : links) link->Stop();
+  logging::Info("repl", "replica links closed by CLIENT KILL TYPE replica", {{"links", links.size()}});
+  return static_cast<int64_t>(links.size());
+}
+
+int64_t Manager::KillMasterLink() {
+  std::lock_guard<std::mutex> l(client_mu_);
+  if (!replica_.load() || !client_) return 0;
+  client_->DropLink();
+  return 1;
 }
 
 void Manager::DisconnectReplicasAndWait() {
@@ -270,7 +297,7 @@ void Manager::Psync(const std::shared_ptr<commands::ClientState>& client, const 
     if (first == 0 || first > have + 1) partial = false;  // trimmed away
   }
   ReplicaLink::Params p;
-  p.ip = Ip(client->addr);
+  p.ip = client->repl_ip.empty() ? Ip(client->addr) : client->repl_ip;
   p.listening_port = client->repl_listening_port;
   p.zstd = client->repl_capa_zstd;
   p.node_id = client->repl_node_id;

@@ -79,6 +79,8 @@ class Manager final : public commands::Replication, public server::ReplicationHo
   bool is_replica() override { return replica_.load(); }
   int64_t AckedBy(uint64_t sequence) override;
   std::string StaleRefusal() override;
+  int64_t KillReplicas() override;
+  int64_t KillMasterLink() override;
 
   // server::ReplicationHooks
   void OnAppended(uint64_t last) override;
@@ -98,6 +100,7 @@ class Manager final : public commands::Replication, public server::ReplicationHo
   void SetUpstreamChain(const std::string& chain);
   // Drops every replica link (their histories must restart).
   void DisconnectReplicas();
+  void RecordReplicaOf(const std::string& value);
   // The same, and waits until their threads have ended.
   void DisconnectReplicasAndWait();
   Node* node() { return node_; }

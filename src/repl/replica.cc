@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/coding.h"
 #include "common/config.h"
+#include "common/file.h"
 #include "common/logging.h"
 #include "repl/manager.h"
 #include "server/writer.h"
@@ -54,6 +55,11 @@ void ReplicaClient::Start() {
 
 void ReplicaClient::Stop() {
   stop_ = true;
+  waker_.Signal();
+}
+
+void ReplicaClient::DropLink() {
+  drop_ = true;
   waker_.Signal();
 }
 
@@ -141,7 +147,14 @@ Status ReplicaClient::Session() {
     else LEVEE_RETURN_IF_ERROR(Command({"AUTH", user, pass}, &reply));
   }
   LEVEE_RETURN_IF_ERROR(Command({"PING"}, &reply));
-  LEVEE_RETURN_IF_ERROR(Command({"REPLCONF", "listening-port", std::to_string(node->listen_port())}, &reply));
+  // Behind NAT or a Kubernetes Service the primary can't see the address
+  // other servers (and Sentinel) must use: replica-announce-ip/-port.
+  int64_t announce_port = cfg.GetInt("replica-announce-port");
+  std::string port = std::to_string(announce_port != 0 ? announce_port : node->listen_port());
+  LEVEE_RETURN_IF_ERROR(Command({"REPLCONF", "listening-port", port}, &reply));
+  if (std::string ip = cfg.GetString("replica-announce-ip"); !ip.empty()) {
+    LEVEE_RETURN_IF_ERROR(Command({"REPLCONF", "ip-address", ip}, &reply));
+  }
   std::vector<std::string> capa = {"REPLCONF", "capa", "eof", "capa", "psync2"};
   if (cfg.GetBool("repl-compression")) {
     capa.push_back("capa");
@@ -305,6 +318,10 @@ Status ReplicaClient::Transfer(uint64_t sequence) {
       st = Status::IOError("stopped");
       break;
     }
+    if (drop_.exchange(false)) {
+      st = Status::IOError("link closed by CLIENT KILL TYPE master");
+      break;
+    }
     st = ReadBlock(&type, &payload, &crc, timeout);
     if (!st.ok()) break;
     if (Crc32(payload) != crc) {
@@ -432,6 +449,7 @@ Status ReplicaClient::Stream() {
   std::string frames;
   LEVEE_RETURN_IF_ERROR(SendAck(true));
   while (!stop_.load()) {
+    if (drop_.exchange(false)) return Status::IOError("link closed by CLIENT KILL TYPE master");
     {
       std::lock_guard<std::mutex> l(mu_);
       if (!apply_error_.empty()) {

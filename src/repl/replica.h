@@ -36,6 +36,9 @@ class ReplicaClient {
 
   void Start();
   void Stop();  // does not wait
+  // Closes the current connection (CLIENT KILL TYPE master); the client
+  // reconnects and resumes with PSYNC.
+  void DropLink();
   void Join();
   bool finished() const { return finished_.load(); }
 
@@ -71,7 +74,7 @@ class ReplicaClient {
   Socket sock_;
   Waker waker_;
   std::thread thread_;
-  std::atomic<bool> stop_{false}, finished_{false};
+  std::atomic<bool> stop_{false}, finished_{false}, drop_{false};
   std::atomic<State> state_{State::kConnect};
   std::atomic<int64_t> last_io_ms_{0}, down_since_ms_{0};
   std::atomic<uint64_t> primary_last_{0};

@@ -53,8 +53,5 @@ struct SyncManifest {
 std::string EncodeManifest(const SyncManifest& m);
 bool DecodeManifest(std::string_view in, SyncManifest* m);
 
-// Replaces a small state file (replication ids, full-resync progress):
-// writes a temporary, fsyncs it and renames it over path.
-Status WriteFileAtomic(const std::string& path, const std::string& content);
 
 }  // namespace levee::repl

@@ -42,6 +42,7 @@ void ReplyBuilder::Bulk(std::string_view s) {
 void ReplyBuilder::Null() { out_->append(protocol_ >= 3 ? "_\r\n" : "$-1\r\n"); }
 void ReplyBuilder::NullArray() { out_->append(protocol_ >= 3 ? "_\r\n" : "*-1\r\n"); }
 void ReplyBuilder::ArrayHeader(size_t n) { Header('*', static_cast<int64_t>(n)); }
+void ReplyBuilder::PushHeader(size_t n) { Header(protocol_ >= 3 ? '>' : '*', static_cast<int64_t>(n)); }
 
 void ReplyBuilder::MapHeader(size_t n) {
   if (protocol_ >= 3) {

@@ -33,6 +33,9 @@ class ReplyBuilder {
   void Null();
   void NullArray();
   void ArrayHeader(size_t n);
+  // Out-of-band data (pub/sub messages, subscribe confirmations): a RESP3
+  // push, or an array in RESP2.
+  void PushHeader(size_t n);
   void MapHeader(size_t n);
   void SetHeader(size_t n);
   void Double(double v);

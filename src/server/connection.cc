@@ -49,6 +49,14 @@ void Connection::Start() {
       if (auto self = weak.lock()) self->Close("killed by CLIENT KILL");
     });
   };
+  state_->deliver = [weak, executor](const std::string& bytes) {
+    asio::post(executor, [weak, bytes] {
+      auto self = weak.lock();
+      if (!self || self->closed_) return;
+      self->AppendOutput(bytes);
+      self->Flush();
+    });
+  };
   server_->clients().Add(state_);
   DoRead();
 }
@@ -141,7 +149,7 @@ void Connection::Process() {
 }
 
 bool Connection::RoutesToWriter(const commands::Spec* spec, const std::vector<std::string>& args) const {
-  if (spec == nullptr || !(spec->flags & (commands::kWrite | commands::kOnWriter))) return false;
+  if (spec == nullptr || !(spec->flags & (commands::kWrite | commands::kOnWriter | commands::kLogged))) return false;
   if (!spec->ArityOk(args.size())) return false;
   if (!state_->authenticated && !(spec->flags & commands::kNoAuth)) return false;
   if (state_->in_multi && !(spec->flags & commands::kNoQueue)) return false;
@@ -152,6 +160,21 @@ bool Connection::Dispatch(std::vector<std::string>& args) {
   state_->commands++;
   server_->stats().commands_processed++;
   const commands::Spec* spec = server_->table().Find(args[0]);  // the one lookup per command
+  if (spec != nullptr && !(spec->flags & commands::kPubSubContext) && state_->protocol.load() == 2 &&
+      state_->subscribed()) {
+    if (pending_) {
+      held_ = std::move(args);
+      has_held_ = true;
+      SubmitPending();
+      return false;
+    }
+    resp::ReplyBuilder rb(&out_, 2);
+    const size_t before = out_.size();
+    rb.Error("ERR Can't execute '" + spec->name +
+             "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
+    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
+    return true;
+  }
   if (RoutesToWriter(spec, args)) {
     if (!pending_) {
       pending_ = std::make_unique<WriteJob>();
@@ -222,6 +245,7 @@ void Connection::HandOff() {
   int fd = socket_.release(ec);
   closed_ = true;
   server_->clients().UnwatchAll(state_.get());
+  server_->pubsub().UnsubscribeAll(state_.get());
   server_->clients().Remove(state_->id);
   if (ec || fd < 0) {
     logging::Warn("repl", "could not hand the replica's socket over", {{"error", ec.message()}});
@@ -309,6 +333,7 @@ void Connection::Close(const std::string& why) {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
   server_->clients().UnwatchAll(state_.get());
+  server_->pubsub().UnsubscribeAll(state_.get());
   server_->clients().Remove(state_->id);
 }
 

@@ -235,6 +235,19 @@ Status Server::OpenStorage() {
   return Status::OK();
 }
 
+std::string Server::RewriteConfig() {
+  if (config_file_.empty()) {
+    return "ERR The server is running without a config file (start levee with --config FILE to use CONFIG REWRITE)";
+  }
+  Status st = config_->Rewrite(config_file_);
+  if (!st.ok()) {
+    logging::Warn("config", "CONFIG REWRITE failed", {{"file", config_file_}, {"error", st.ToString()}});
+    return "ERR Rewriting config file: " + st.message();
+  }
+  logging::Info("config", "CONFIG REWRITE wrote the running settings", {{"file", config_file_}});
+  return "";
+}
+
 std::string Server::instance_id() {
   std::lock_guard<std::mutex> l(instance_mu_);
   if (instance_id_.empty()) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "commands/command.h"
+#include "commands/pubsub.h"
 #include "common/config.h"
 #include "common/status.h"
 #include "observe/command_stats.h"
@@ -87,6 +88,9 @@ class Server final : public commands::Services, public repl::Node {
   observe::CommandStats& command_stats() override { return *command_stats_; }
   observe::SlowLog& slowlog() override { return slowlog_; }
   commands::Replication& replication() override { return *repl_; }
+  commands::PubSub& pubsub() override { return pubsub_; }
+  bool ReplicaMode() override { return writer_->replica_mode(); }
+  std::string RewriteConfig() override;
 
   // repl::Node
   const std::string& run_id() override { return run_id_; }
@@ -137,6 +141,7 @@ class Server final : public commands::Services, public repl::Node {
   Config* config_;
   commands::CommandTable table_;
   commands::ClientRegistry clients_;
+  commands::PubSub pubsub_;
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<wal::Log> log_;
   std::unique_ptr<storage::KeyCounter> counter_;  // before writer_: the writer uses it

@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "commands/pubsub.h"
 #include "common/clock.h"
 #include "common/logging.h"
 #include "server/instrument.h"
@@ -313,6 +314,7 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
         job->client->last_write_sequence = rec.sequence;
         if (hooks_ != nullptr) {
           for (const auto& m : rec.mutations) {
+            if (!m.changes_data()) continue;
             if (m.kind == wal::Mutation::Kind::kFlushAll || hooks_->IsSyncKey(m.key)) {
               job->sync_replies.emplace_back(before, job->reply.size());
               job->sync_sequence = rec.sequence;
@@ -345,6 +347,7 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
     }
     if (!st.ok()) {
       group.Reset();
+      (void)group.TakePublished();  // not logged: not delivered either
       next_sequence_ = first_seq;
       std::string msg;
       if (st.IsNoSpace()) {
@@ -368,6 +371,9 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
                    "replays the log (keep min-free-disk-mb above 0 so a full disk is caught before this)");
         FailJobs(jobs, this->failure());
       }
+      // After the commit: a subscriber reading what the message announces
+      // sees the writes before it.
+      for (const auto& [channel, message] : group.TakePublished()) services_->pubsub().Publish(channel, message);
     }
   }
   stats_.groups++;
@@ -379,6 +385,7 @@ void Writer::TouchWatched(const std::vector<wal::Mutation>& mutations) {
   // ordered: a watcher sees every write after its WATCH.
   if (!services_->clients().any_watched()) return;
   for (const auto& m : mutations) {
+    if (!m.changes_data()) continue;
     if (m.kind == wal::Mutation::Kind::kFlushAll) services_->clients().TouchAll();
     else services_->clients().TouchKey(m.key);
   }
@@ -452,8 +459,13 @@ void Writer::ApplyReplicated(ReplicatedBatch& b) {
       if (!st.ok()) {
         SetFailure("LevelDB write failed applying replicated records (" + st.message() +
                    "); restart levee, which replays its log");
-      } else if (hooks_ != nullptr) {
-        hooks_->OnAppended(last);
+      } else {
+        if (hooks_ != nullptr) hooks_->OnAppended(last);
+        for (const auto& rec : b.records) {
+          for (const auto& m : rec.mutations) {
+            if (m.kind == wal::Mutation::Kind::kPublish) services_->pubsub().Publish(m.key, m.value);
+          }
+        }
       }
     }
   }

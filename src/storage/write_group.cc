@@ -148,6 +148,19 @@ Status WriteGroup::FlushAll() {
   return Status::OK();
 }
 
+void WriteGroup::Publish(std::string_view channel, std::string_view message) {
+  if (recording_) {
+    recording_->push_back(wal::Mutation{wal::Mutation::Kind::kPublish, std::string(channel), std::string(message)});
+  }
+  published_.emplace_back(channel, message);
+}
+
+std::vector<std::pair<std::string, std::string>> WriteGroup::TakePublished() {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.swap(published_);
+  return out;
+}
+
 Status WriteGroup::Apply(const wal::Mutation& m) {
   switch (m.kind) {
     case wal::Mutation::Kind::kPut: {
@@ -169,6 +182,8 @@ Status WriteGroup::Apply(const wal::Mutation& m) {
       recording_ = saved;
       return st;
     }
+    case wal::Mutation::Kind::kPublish:
+      return Status::OK();  // no data; the writer delivers it after the commit
   }
   return Status::Corruption("log record holds an unknown mutation kind");
 }

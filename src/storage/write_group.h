@@ -48,7 +48,13 @@ class WriteGroup final : public DataView {
   // Deletes key if present; *deleted says whether it was.
   Status Delete(std::string_view key, bool* deleted);
   Status FlushAll();
-  // Stages a mutation read from the log or a replication stream.
+  // PUBLISH: recorded (so replicas deliver it too), and kept for the writer
+  // to deliver once the group is committed (subscribers then read the
+  // writes before it). Not cleared by Commit/Reset: TakePublished() is.
+  void Publish(std::string_view channel, std::string_view message);
+  std::vector<std::pair<std::string, std::string>> TakePublished();
+  // Stages a mutation read from the log or a replication stream (a
+  // kPublish is a no-op here).
   Status Apply(const wal::Mutation& m);
   // Removes a raw LevelDB key (a stale expiry index entry); not recorded.
   void DeleteRaw(const std::string& leveldb_key) { batch_.Delete(leveldb_key); staged_ = true; }
@@ -77,6 +83,7 @@ class WriteGroup final : public DataView {
   int64_t key_delta_ = 0;
   int64_t expires_delta_ = 0;
   std::vector<wal::Mutation>* recording_ = nullptr;
+  std::vector<std::pair<std::string, std::string>> published_;
 };
 
 }  // namespace levee::storage

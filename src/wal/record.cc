@@ -13,7 +13,7 @@ void AppendFramed(const Record& record, std::string* out) {
   for (const Mutation& m : record.mutations) {
     out->push_back(static_cast<char>(m.kind));
     PutLengthPrefixed(out, m.key);
-    if (m.kind == Mutation::Kind::kPut) PutLengthPrefixed(out, m.value);
+    if (m.kind == Mutation::Kind::kPut || m.kind == Mutation::Kind::kPublish) PutLengthPrefixed(out, m.value);
   }
   std::string_view payload(out->data() + start + kFrameHeaderSize, out->size() - start - kFrameHeaderSize);
   std::string header;
@@ -40,6 +40,7 @@ bool DecodePayload(std::string_view in, Record* record) {
     m.key.assign(key);
     switch (m.kind) {
       case Mutation::Kind::kPut:
+      case Mutation::Kind::kPublish:
         if (!GetLengthPrefixed(&in, &value)) return false;
         m.value.assign(value);
         break;

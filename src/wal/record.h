@@ -13,10 +13,14 @@ namespace levee::wal {
 
 struct Mutation {
   // On disk: never renumber.
-  enum class Kind : uint8_t { kPut = 1, kDelete = 2, kFlushAll = 3 };
+  // kPublish changes no data: it carries a PUBLISH (key = channel, value =
+  // message) so replicas deliver it to their own subscribers, as Redis
+  // propagates PUBLISH. Replay skips it.
+  enum class Kind : uint8_t { kPut = 1, kDelete = 2, kFlushAll = 3, kPublish = 4 };
   Kind kind = Kind::kPut;
   std::string key;
-  std::string value;  // storage encoding of the value (kPut only)
+  std::string value;  // storage encoding of the value (kPut), the message (kPublish)
+  bool changes_data() const { return kind != Kind::kPublish; }
 };
 
 struct Record {

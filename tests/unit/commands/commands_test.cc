@@ -4,6 +4,7 @@
 
 #include "../test_util.h"
 #include "commands/command.h"
+#include "commands/pubsub.h"
 #include "commands/docs.h"
 #include "common/config.h"
 #include "observe/command_stats.h"
@@ -28,6 +29,8 @@ class NoReplication : public Replication {
   bool is_replica() override { return false; }
   int64_t AckedBy(uint64_t) override { return 0; }
   std::string StaleRefusal() override { return ""; }
+  int64_t KillReplicas() override { return 0; }
+  int64_t KillMasterLink() override { return 0; }
 };
 
 class Harness : public Services {
@@ -71,7 +74,7 @@ class Harness : public Services {
       rb.SimpleString("QUEUED");
       return out;
     }
-    if (spec->flags & (kWrite | kOnWriter)) {
+    if (spec->flags & (kWrite | kOnWriter | kLogged)) {
       storage::WriteGroup g(engine_.get());
       std::vector<wal::Mutation> muts;
       g.set_recording(&muts);
@@ -111,7 +114,11 @@ class Harness : public Services {
   observe::CommandStats& command_stats() override { return stats_; }
   observe::SlowLog& slowlog() override { return slowlog_; }
   Replication& replication() override { return replication_; }
+  PubSub& pubsub() override { return pubsub_; }
+  bool ReplicaMode() override { return false; }
+  std::string RewriteConfig() override { return "ERR not in unit tests"; }
   NoReplication replication_;
+  PubSub pubsub_;
 
   int64_t now_ms = 1'700'000'000'000;
   std::string password;

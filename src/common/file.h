@@ -1,0 +1,16 @@
+// Small file-system helpers shared by the modules.
+#pragma once
+
+#include <string>
+
+#include "common/status.h"
+
+namespace levee {
+
+// Replaces path with content so that a crash leaves either the old file or
+// the new one: writes a temporary file beside it, fsyncs it, renames it over
+// path and fsyncs the directory. The error names the path and the reason;
+// on failure the temporary file is removed and path is untouched.
+Status WriteFileAtomic(const std::string& path, const std::string& content, unsigned mode = 0644);
+
+}  // namespace levee

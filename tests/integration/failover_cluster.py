@@ -1,0 +1,333 @@
+"""A primary, two replicas and three real redis-sentinel processes on
+loopback, plus a write load that records every acknowledged write.
+
+Used by tests/integration/test_failover.py and bench/failover.py. The nodes
+are levee servers or (for the benchmark's reference run) Debian's
+redis-server, configured alike: fencing with min-replicas-to-write 1, and on
+levee sync-class keys ("sync:" prefix) acknowledged only after one replica
+has them. Every wait polls with a deadline."""
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import redis
+
+from conftest import LEVEE, free_port, wait_until
+
+MASTER = "mymaster"
+DOWN_AFTER_MS = 1000
+FAILOVER_TIMEOUT_MS = 5000
+
+
+class Node:
+    """One levee or redis-server process with its own config file (Sentinel
+    rewrites it with CONFIG REWRITE)."""
+
+    def __init__(self, kind, root, index, replicaof=None, extra_config=None, password=None):
+        self.kind = kind
+        self.index = index
+        self.port = free_port()
+        self.http_port = free_port()
+        self.dir = os.path.join(root, f"node{index}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.config_path = os.path.join(self.dir, "levee.yaml" if kind == "levee" else "redis.conf")
+        self.log_path = os.path.join(self.dir, "out.log")
+        self.password = password
+        self.proc = None
+        settings = {
+            "min-replicas-to-write": "1",
+            "min-replicas-max-lag": "2",
+        }
+        if kind == "levee":
+            settings.update({
+                "port": str(self.port), "http-port": str(self.http_port),
+                "data-dir": os.path.join(self.dir, "data"), "io-threads": "2", "log-format": "json",
+                "sync-replicas": "1", "sync-key-prefixes": '"sync:"', "sync-timeout-ms": "2000",
+                "repl-timeout-ms": "3000",
+            })
+            if replicaof:
+                settings["replicaof"] = f'"127.0.0.1:{replicaof}"'
+            if password:
+                pw = os.path.join(self.dir, "password")
+                with open(pw, "w") as f:
+                    f.write(password + "\n")
+                settings["requirepass-file"] = f'"{pw}"'
+                settings["masterauth-file"] = f'"{pw}"'
+            settings.update(extra_config or {})
+            text = "# levee test node (CONFIG REWRITE edits this file)\n"
+            text += "".join(f"{k}: {v}\n" for k, v in settings.items())
+        else:
+            settings.update({
+                "port": str(self.port), "dir": self.dir, "appendonly": "yes", "appendfsync": "everysec",
+                "save": '""', "bind": "127.0.0.1", "protected-mode": "no", "repl-diskless-sync": "no",
+                "enable-debug-command": "yes",
+            })
+            if replicaof:
+                settings["replicaof"] = f"127.0.0.1 {replicaof}"
+            if password:
+                settings["requirepass"] = password
+                settings["masterauth"] = password
+            settings.update(extra_config or {})
+            text = "".join(f"{k} {v}\n" for k, v in settings.items())
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        if self.kind == "levee":
+            args = [LEVEE, "serve", "--config", self.config_path]
+        else:
+            args = ["redis-server", self.config_path]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.alive_and_answering(), 30, what=f"{self.kind} node {self.index} up")
+        return self
+
+    def alive_and_answering(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"node {self.index} exited with {self.proc.returncode}: {self.read_log()[-2000:]}")
+        return self.client(socket_timeout=1).ping()
+
+    def client(self, **kw):
+        kw.setdefault("socket_timeout", 5)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, **kw)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self.log.close()
+
+    def stop(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "log", None) and not self.log.closed:
+            self.log.close()
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def info(self, section="replication"):
+        return self.client(socket_timeout=2).info(section)
+
+    def role(self):
+        return self.info()["role"]
+
+    def digest(self):
+        return self.client(socket_timeout=30).execute_command("DEBUG", "DIGEST")
+
+
+class Sentinels:
+    """Three redis-sentinel processes watching one master."""
+
+    def __init__(self, root, master_port, password=None, count=3, host="127.0.0.1", netns=None):
+        self.procs = []
+        self.ports = []
+        self.logs = []
+        self.host = host
+        for i in range(count):
+            port = free_port()
+            d = os.path.join(root, f"sentinel{i}")
+            os.makedirs(d, exist_ok=True)
+            conf = os.path.join(d, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write(f"port {port}\nbind {host}\nprotected-mode no\ndir {d}\n"
+                        f"sentinel resolve-hostnames no\n"
+                        f"sentinel monitor {MASTER} {host if netns else '127.0.0.1'} {master_port} 2\n"
+                        f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
+                        f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
+                        f"sentinel parallel-syncs {MASTER} 2\n")
+                if password:
+                    f.write(f"sentinel auth-pass {MASTER} {password}\n")
+            log = open(os.path.join(d, "sentinel.log"), "ab")
+            cmd = ["redis-sentinel", conf]
+            if netns:
+                cmd = ["ip", "netns", "exec", netns] + cmd
+            self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+            self.ports.append(port)
+            self.logs.append(log)
+        for p in self.ports:
+            wait_until(lambda p=p: redis.Redis(host=host, port=p, socket_timeout=1).ping(), 15,
+                       what=f"sentinel on {p}")
+
+    def client(self, i=0):
+        return redis.Redis(host=self.host, port=self.ports[i], socket_timeout=2, decode_responses=True)
+
+    def master_port(self):
+        """The master's port as the majority of Sentinels report it (None if
+        they disagree)."""
+        seen = []
+        for i in range(len(self.ports)):
+            try:
+                seen.append(int(self.client(i).execute_command("SENTINEL", "get-master-addr-by-name", MASTER)[1]))
+            except Exception:  # noqa: BLE001 - a sentinel that can't answer has no vote
+                pass
+        for p in seen:
+            if seen.count(p) * 2 > len(self.ports):
+                return p
+        return None
+
+    def replicas_known(self):
+        return self.client().execute_command("SENTINEL", "replicas", MASTER)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for log in self.logs:
+            log.close()
+
+
+class Cluster:
+    def __init__(self, kind, root, extra_config=None, password=None, sentinels=True):
+        self.kind = kind
+        self.root = root
+        self.password = password
+        self.nodes = [Node(kind, root, 0, extra_config=extra_config, password=password)]
+        self.nodes[0].start()
+        for i in (1, 2):
+            self.nodes.append(Node(kind, root, i, replicaof=self.nodes[0].port, extra_config=extra_config,
+                                   password=password).start())
+        wait_until(lambda: self.nodes[0].info().get("connected_slaves") == 2, 30, what="both replicas attached")
+        self.sentinels = Sentinels(root, self.nodes[0].port, password=password) if sentinels else None
+        if self.sentinels:
+            # Every sentinel knows both replicas (from the master's INFO).
+            wait_until(lambda: all(
+                len(self.sentinels.client(i).execute_command("SENTINEL", "replicas", MASTER)) == 2
+                for i in range(3)), 30, what="sentinels discovered the replicas")
+
+    def by_port(self, port):
+        return next(n for n in self.nodes if n.port == port)
+
+    def primary(self):
+        return self.by_port(self.sentinels.master_port())
+
+    def wait_new_primary(self, old_port, timeout=30):
+        return wait_until(lambda: (self.sentinels.master_port() or old_port) != old_port and
+                          self.by_port(self.sentinels.master_port()).role() == "master" and
+                          self.sentinels.master_port(), timeout, interval=0.05, what="a new primary")
+
+    def wait_converged(self, timeout=60):
+        """Every running node follows the Sentinels' primary with its link up,
+        and all digests are equal."""
+        def ok():
+            p = self.primary()
+            if p.info().get("connected_slaves", 0) != sum(1 for n in self.nodes if n.running()) - 1:
+                return False
+            for n in self.nodes:
+                if n is p or not n.running():
+                    continue
+                i = n.info()
+                if i.get("master_port") != p.port or i.get("master_link_status") != "up":
+                    return False
+            digests = {n.digest() for n in self.nodes if n.running()}
+            return len(digests) == 1
+        wait_until(ok, timeout, interval=0.2, what="all nodes following one primary with equal digests")
+
+    def stop(self):
+        if self.sentinels:
+            self.sentinels.stop()
+        for n in self.nodes:
+            n.stop()
+
+
+class Load:
+    """Writer threads that follow the Sentinels' primary and record every
+    acknowledged write: (monotonic time, key, value, port)."""
+
+    def __init__(self, cluster, threads=4, classes=("sync", "async")):
+        self.cluster = cluster
+        self.stop_flag = threading.Event()
+        self.lock = threading.Lock()
+        self.acked = []
+        self.errors = 0
+        self.threads = [threading.Thread(target=self.run, args=(t, classes), daemon=True) for t in range(threads)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def run(self, tid, classes):
+        port = None
+        conn = None
+        i = 0
+        while not self.stop_flag.is_set():
+            if conn is None:
+                try:
+                    port = self.cluster.sentinels.master_port()
+                    if port is None:
+                        raise redis.ConnectionError("no agreed primary")
+                    conn = redis.Redis(host="127.0.0.1", port=port, password=self.cluster.password,
+                                       socket_timeout=3, socket_connect_timeout=1)
+                except Exception:  # noqa: BLE001 - retried below
+                    conn = None
+                    time.sleep(0.02)  # poll interval while no primary is known
+                    continue
+            cls = classes[i % len(classes)]
+            key = f"{cls}:{tid}:{i}"
+            i += 1
+            try:
+                if conn.set(key, str(i)):
+                    with self.lock:
+                        self.acked.append((time.monotonic(), key, str(i), port))
+            except Exception:  # noqa: BLE001 - not acknowledged: not counted; find the primary again
+                self.errors += 1
+                conn = None
+                time.sleep(0.01)  # poll interval while failing over
+
+    def stop(self):
+        self.stop_flag.set()
+        for t in self.threads:
+            t.join(timeout=10)
+
+    def count(self):
+        with self.lock:
+            return len(self.acked)
+
+    def wait_acks(self, n, timeout=30):
+        start = self.count()
+        wait_until(lambda: self.count() >= start + n, timeout, what=f"{n} more acknowledged writes")
+
+    def failover_gap(self, old_port, new_port, killed_at):
+        """Seconds from the last write acknowledged by the old primary to the
+        first acknowledged by the new one after the kill."""
+        with self.lock:
+            last_old = max((t for t, _, _, p in self.acked if p == old_port and t <= killed_at), default=None)
+            first_new = min((t for t, _, _, p in self.acked if p == new_port and t > killed_at), default=None)
+        if last_old is None or first_new is None:
+            return None
+        return first_new - last_old
+
+    def missing(self, node):
+        """Acknowledged writes whose value is not on node, per class."""
+        with self.lock:
+            acked = list(self.acked)
+        latest = {}
+        for _, key, value, _ in acked:
+            latest[key] = value  # keys are unique per write; kept general
+        c = node.client(socket_timeout=30)
+        keys = list(latest)
+        lost = {}
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start:start + 1000]
+            for k, v in zip(chunk, c.mget(chunk)):
+                if v is None or v.decode() != latest[k]:
+                    cls = k.split(":", 1)[0]
+                    lost[cls] = lost.get(cls, 0) + 1
+        return lost, len(keys)
