@@ -153,6 +153,8 @@ class Replication {
   // of ids (itself and its primaries) or an error for a loop.
   virtual void Identify(const std::string& node_id, resp::ReplyBuilder& rb) = 0;
   virtual bool is_replica() = 0;
+  // Whether any replica link is attached (PUBLISH is logged only then).
+  virtual bool has_replicas() = 0;
   // Replicas that acked `sequence` (WAIT inside MULTI, or WAIT 0).
   virtual int64_t AckedBy(uint64_t sequence) = 0;
   // A replica with replica-serve-stale-data off whose link is down refuses

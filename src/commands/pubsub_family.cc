@@ -1,8 +1,8 @@
 // Pub/sub: SUBSCRIBE, PSUBSCRIBE, UNSUBSCRIBE, PUNSUBSCRIBE, PUBLISH, PUBSUB.
 //
-// PUBLISH runs on the writer. On a primary it is logged (a record that
-// changes no data) and delivered once its group is committed, so replicas
-// deliver it too, in order with the writes around it. On a replica it is
+// PUBLISH runs on the writer. On a primary with replicas it is logged (a
+// record that changes no data) and delivered once its group is committed,
+// so replicas deliver it too, in order with the writes around it. On a replica it is
 // delivered to local subscribers only, as in Redis.
 #include "commands/command.h"
 #include "commands/pubsub.h"
@@ -62,7 +62,11 @@ void Publish(CommandContext& ctx, std::vector<std::string>& a) {
   PubSub& ps = ctx.services.pubsub();
   if (ctx.group == nullptr || ctx.services.ReplicaMode()) return ctx.reply.Integer(ps.Publish(a[1], a[2]));
   int64_t receivers = ps.Receivers(a[1]);
-  ctx.group->Publish(a[1], a[2]);
+  // Logged only while replicas are attached: a primary alone (say, an old
+  // primary restarted before Sentinel demotes it, receiving Sentinel's
+  // hellos) then keeps a log that is still a prefix of the new primary's,
+  // and rejoins with a partial resync.
+  ctx.group->Publish(a[1], a[2], ctx.services.replication().has_replicas());
   ctx.reply.Integer(receivers);
 }
 

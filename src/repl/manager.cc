@@ -226,6 +226,11 @@ void Manager::DisconnectReplicas() {
   for (auto& link : links) link->Stop();
 }
 
+bool Manager::has_replicas() {
+  std::lock_guard<std::mutex> l(links_mu_);
+  return !links_.empty();
+}
+
 int64_t Manager::KillReplicas() {
   std::vector<std::shared_ptr<ReplicaLink>> links;
   {

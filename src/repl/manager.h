@@ -77,6 +77,7 @@ class Manager final : public commands::Replication, public server::ReplicationHo
              const std::string& offset, resp::ReplyBuilder& rb) override;
   void Identify(const std::string& node_id, resp::ReplyBuilder& rb) override;
   bool is_replica() override { return replica_.load(); }
+  bool has_replicas() override;
   int64_t AckedBy(uint64_t sequence) override;
   std::string StaleRefusal() override;
   int64_t KillReplicas() override;

@@ -371,11 +371,11 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
                    "replays the log (keep min-free-disk-mb above 0 so a full disk is caught before this)");
         FailJobs(jobs, this->failure());
       }
-      // After the commit: a subscriber reading what the message announces
-      // sees the writes before it.
-      for (const auto& [channel, message] : group.TakePublished()) services_->pubsub().Publish(channel, message);
     }
   }
+  // After the commit: a subscriber reading what a message announces sees
+  // the writes before it. (A failed append dropped them above.)
+  for (const auto& [channel, message] : group.TakePublished()) services_->pubsub().Publish(channel, message);
   stats_.groups++;
   for (auto& job : jobs) Finish(std::move(job));
 }

@@ -148,8 +148,8 @@ Status WriteGroup::FlushAll() {
   return Status::OK();
 }
 
-void WriteGroup::Publish(std::string_view channel, std::string_view message) {
-  if (recording_) {
+void WriteGroup::Publish(std::string_view channel, std::string_view message, bool log) {
+  if (recording_ && log) {
     recording_->push_back(wal::Mutation{wal::Mutation::Kind::kPublish, std::string(channel), std::string(message)});
   }
   published_.emplace_back(channel, message);

@@ -51,7 +51,8 @@ class WriteGroup final : public DataView {
   // PUBLISH: recorded (so replicas deliver it too), and kept for the writer
   // to deliver once the group is committed (subscribers then read the
   // writes before it). Not cleared by Commit/Reset: TakePublished() is.
-  void Publish(std::string_view channel, std::string_view message);
+  // With log false it is only delivered (no replica needs it).
+  void Publish(std::string_view channel, std::string_view message, bool log = true);
   std::vector<std::pair<std::string, std::string>> TakePublished();
   // Stages a mutation read from the log or a replication stream (a
   // kPublish is a no-op here).

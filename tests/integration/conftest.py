@@ -133,3 +133,30 @@ def server(server_factory):
 
 def run_levee(*args, timeout=60, env=None):
     return subprocess.run([LEVEE] + list(args), capture_output=True, timeout=timeout, env=env)
+
+
+@pytest.fixture
+def netns_pair():
+    """A namespace joined to this one by a veth pair: 10.213.7.1 here,
+    10.213.7.2 inside. Removed afterwards."""
+    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None:
+        pytest.skip("needs root, iproute2 and iptables to build a network namespace")
+    tag = f"{os.getpid() % 10000}"
+    ns, host_if, ns_if = f"lvr{tag}", f"lvh{tag}", f"lvn{tag}"
+
+    def sh(*cmd):
+        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        sh("ip", "link", "set", ns_if, "netns", ns)
+        sh("ip", "addr", "add", "10.213.7.1/30", "dev", host_if)
+        sh("ip", "link", "set", host_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "addr", "add", "10.213.7.2/30", "dev", ns_if)
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", ns_if, "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        yield ns, sh
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)

@@ -25,9 +25,15 @@ class Node:
     """One levee or redis-server process with its own config file (Sentinel
     rewrites it with CONFIG REWRITE)."""
 
-    def __init__(self, kind, root, index, replicaof=None, extra_config=None, password=None):
+    def __init__(self, kind, root, index, replicaof=None, extra_config=None, password=None,
+                 host="127.0.0.1", netns=None):
+        """replicaof: "host:port" of the primary to follow at start, or None.
+        host: where clients reach the node; netns: a network namespace to
+        run it in (it then listens on every address)."""
         self.kind = kind
         self.index = index
+        self.host = host
+        self.netns = netns
         self.port = free_port()
         self.http_port = free_port()
         self.dir = os.path.join(root, f"node{index}")
@@ -47,8 +53,10 @@ class Node:
                 "sync-replicas": "1", "sync-key-prefixes": '"sync:"', "sync-timeout-ms": "2000",
                 "repl-timeout-ms": "3000",
             })
+            if netns or host != "127.0.0.1":
+                settings["bind"] = '"0.0.0.0"'
             if replicaof:
-                settings["replicaof"] = f'"127.0.0.1:{replicaof}"'
+                settings["replicaof"] = f'"{replicaof}"'
             if password:
                 pw = os.path.join(self.dir, "password")
                 with open(pw, "w") as f:
@@ -64,8 +72,10 @@ class Node:
                 "save": '""', "bind": "127.0.0.1", "protected-mode": "no", "repl-diskless-sync": "no",
                 "enable-debug-command": "yes",
             })
+            if netns or host != "127.0.0.1":
+                settings["bind"] = "0.0.0.0"
             if replicaof:
-                settings["replicaof"] = f"127.0.0.1 {replicaof}"
+                settings["replicaof"] = replicaof.replace(":", " ")
             if password:
                 settings["requirepass"] = password
                 settings["masterauth"] = password
@@ -80,6 +90,8 @@ class Node:
             args = [LEVEE, "serve", "--config", self.config_path]
         else:
             args = ["redis-server", self.config_path]
+        if self.netns:
+            args = ["ip", "netns", "exec", self.netns] + args
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: self.alive_and_answering(), 30, what=f"{self.kind} node {self.index} up")
         return self
@@ -91,7 +103,7 @@ class Node:
 
     def client(self, **kw):
         kw.setdefault("socket_timeout", 5)
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, **kw)
+        return redis.Redis(host=self.host, port=self.port, password=self.password, **kw)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -129,7 +141,8 @@ class Node:
 class Sentinels:
     """Three redis-sentinel processes watching one master."""
 
-    def __init__(self, root, master_port, password=None, count=3, host="127.0.0.1", netns=None):
+    def __init__(self, root, master_port, password=None, count=3, host="127.0.0.1", netns=None,
+                 master_host="127.0.0.1"):
         self.procs = []
         self.ports = []
         self.logs = []
@@ -140,9 +153,9 @@ class Sentinels:
             os.makedirs(d, exist_ok=True)
             conf = os.path.join(d, "sentinel.conf")
             with open(conf, "w") as f:
-                f.write(f"port {port}\nbind {host}\nprotected-mode no\ndir {d}\n"
+                f.write(f"port {port}\nbind {'0.0.0.0' if netns else host}\nprotected-mode no\ndir {d}\n"
                         f"sentinel resolve-hostnames no\n"
-                        f"sentinel monitor {MASTER} {host if netns else '127.0.0.1'} {master_port} 2\n"
+                        f"sentinel monitor {MASTER} {master_host} {master_port} 2\n"
                         f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                         f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
                         f"sentinel parallel-syncs {MASTER} 2\n")
@@ -194,18 +207,27 @@ class Sentinels:
 
 
 class Cluster:
-    def __init__(self, kind, root, extra_config=None, password=None, sentinels=True):
+    """nodes[0] starts as the primary. With split=(netns, outside_ip,
+    inside_ip), the primary runs here (reached at outside_ip) and the
+    replicas and Sentinels run inside the namespace (reached at inside_ip),
+    so a firewall rule in the namespace can cut the primary off from all of
+    them while this process still talks to both sides."""
+
+    def __init__(self, kind, root, extra_config=None, password=None, sentinels=True, split=None):
         self.kind = kind
         self.root = root
         self.password = password
-        self.nodes = [Node(kind, root, 0, extra_config=extra_config, password=password)]
+        ns, out_ip, in_ip = split or (None, "127.0.0.1", "127.0.0.1")
+        self.nodes = [Node(kind, root, 0, extra_config=extra_config, password=password, host=out_ip)]
         self.nodes[0].start()
         for i in (1, 2):
-            self.nodes.append(Node(kind, root, i, replicaof=self.nodes[0].port, extra_config=extra_config,
-                                   password=password).start())
+            self.nodes.append(Node(kind, root, i, replicaof=f"{out_ip}:{self.nodes[0].port}",
+                                   extra_config=extra_config, password=password, host=in_ip, netns=ns).start())
         wait_until(lambda: self.nodes[0].info().get("connected_slaves") == 2, 30, what="both replicas attached")
-        self.sentinels = Sentinels(root, self.nodes[0].port, password=password) if sentinels else None
-        if self.sentinels:
+        self.sentinels = None
+        if sentinels:
+            self.sentinels = Sentinels(root, self.nodes[0].port, password=password, host=in_ip, netns=ns,
+                                       master_host=out_ip)
             # Every sentinel knows both replicas (from the master's INFO).
             wait_until(lambda: all(
                 len(self.sentinels.client(i).execute_command("SENTINEL", "replicas", MASTER)) == 2
@@ -273,7 +295,7 @@ class Load:
                     port = self.cluster.sentinels.master_port()
                     if port is None:
                         raise redis.ConnectionError("no agreed primary")
-                    conn = redis.Redis(host="127.0.0.1", port=port, password=self.cluster.password,
+                    conn = redis.Redis(host=self.cluster.by_port(port).host, port=port, password=self.cluster.password,
                                        socket_timeout=3, socket_connect_timeout=1)
                 except Exception:  # noqa: BLE001 - retried below
                     conn = None
@@ -331,3 +353,36 @@ class Load:
                     cls = k.split(":", 1)[0]
                     lost[cls] = lost.get(cls, 0) + 1
         return lost, len(keys)
+
+
+class HAProxy:
+    """Debian's haproxy running deploy/haproxy/haproxy.cfg unchanged, with
+    the nodes' addresses in its environment."""
+
+    CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                          "deploy", "haproxy", "haproxy.cfg")
+
+    def __init__(self, root, nodes, password=None):
+        self.port = free_port()
+        env = dict(os.environ, LEVEE_HAPROXY_BIND=f"127.0.0.1:{self.port}",
+                   LEVEE_HAPROXY_STATS=f"127.0.0.1:{free_port()}", LEVEE_PASSWORD=password or "")
+        for i, n in enumerate(nodes):
+            env[f"LEVEE_NODE_{i}"] = f"{n.host}:{n.port}"
+        self.log = open(os.path.join(root, "haproxy.log"), "ab")
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", self.CONFIG], env=env, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        self.password = password
+
+    def client(self, **kw):
+        kw.setdefault("socket_timeout", 5)
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, **kw)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
