@@ -27,6 +27,7 @@ class NoReplication : public Replication {
   }
   void Identify(const std::string&, resp::ReplyBuilder& rb) override { rb.SimpleString("self"); }
   bool is_replica() override { return false; }
+  bool has_replicas() override { return false; }
   int64_t AckedBy(uint64_t) override { return 0; }
   std::string StaleRefusal() override { return ""; }
   int64_t KillReplicas() override { return 0; }
@@ -407,6 +408,37 @@ TEST(ServerCommands, EveryCommandHasDocumentedArguments) {
   EXPECT_EQ(hello[0].type, "block");
   EXPECT_EQ(hello[0].children[1].type, "block");  // [AUTH username password]
   EXPECT_EQ(hello[0].children[1].children[0].token, "AUTH");
+}
+
+TEST(PubSubTest, DeliversToChannelAndPatternSubscribersInTheirProtocol) {
+  PubSub ps;
+  auto a = std::make_shared<ClientState>();
+  a->id = 1;
+  auto b = std::make_shared<ClientState>();
+  b->id = 2;
+  b->protocol = 3;
+  std::vector<std::string> got_a, got_b;
+  a->deliver = [&](const std::string& s) { got_a.push_back(s); };
+  b->deliver = [&](const std::string& s) { got_b.push_back(s); };
+  EXPECT_TRUE(ps.Subscribe(a, "news", false));
+  EXPECT_FALSE(ps.Subscribe(a, "news", false));  // already
+  EXPECT_TRUE(ps.Subscribe(b, "n*", true));
+  EXPECT_TRUE(a->subscribed() && b->subscribed());
+  EXPECT_EQ(ps.Receivers("news"), 2);
+  EXPECT_EQ(ps.Publish("news", "hi"), 2);
+  ASSERT_EQ(got_a.size(), 1u);
+  EXPECT_EQ(got_a[0], "*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+  ASSERT_EQ(got_b.size(), 1u);
+  EXPECT_EQ(got_b[0], ">4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n");
+  EXPECT_EQ(ps.Publish("other", "x"), 0);
+  EXPECT_EQ(ps.Channels(""), std::vector<std::string>{"news"});
+  EXPECT_EQ(ps.NumPat(), 1);
+  ps.UnsubscribeAll(a.get());
+  EXPECT_FALSE(a->subscribed());
+  EXPECT_EQ(ps.NumSub("news"), 0);
+  // A subscriber that went away is skipped, not delivered to.
+  b.reset();
+  EXPECT_EQ(ps.Publish("news", "late"), 0);
 }
 
 TEST(GlobTest, RedisPatterns) {

@@ -35,6 +35,28 @@ std::vector<Record> ReadAll(Log* log, uint64_t after = 0) {
   return out;
 }
 
+TEST(RecordTest, PublishRoundTripsAndChangesNoData) {
+  Record r;
+  r.sequence = 7;
+  r.time_ms = 1234;
+  r.mutations.push_back(Mutation{Mutation::Kind::kPublish, "__sentinel__:hello", "127.0.0.1,26379,abc"});
+  r.mutations.push_back(Mutation{Mutation::Kind::kPut, "k", "v"});
+  std::string framed;
+  AppendFramed(r, &framed);
+  Record back;
+  ASSERT_TRUE(DecodePayload(std::string_view(framed).substr(kFrameHeaderSize), &back));
+  ASSERT_EQ(back.mutations.size(), 2u);
+  EXPECT_EQ(back.mutations[0].kind, Mutation::Kind::kPublish);
+  EXPECT_EQ(back.mutations[0].key, "__sentinel__:hello");
+  EXPECT_EQ(back.mutations[0].value, "127.0.0.1,26379,abc");
+  EXPECT_FALSE(back.mutations[0].changes_data());
+  EXPECT_TRUE(back.mutations[1].changes_data());
+  // An unknown kind is refused, not skipped.
+  std::string payload(framed.substr(kFrameHeaderSize));
+  payload[17] = 9;  // sequence (8) + time (8) + count (1): the first kind byte
+  EXPECT_FALSE(DecodePayload(payload, &back));
+}
+
 TEST(LogTest, RecordsRoundTripAcrossReopenAndSegments) {
   levee::testing::TempDir dir;
   LogOptions o{dir.path(), 200};  // tiny segments: several rolls
