@@ -244,11 +244,11 @@ class Cluster:
                           self.by_port(self.sentinels.master_port()).role() == "master" and
                           self.sentinels.master_port(), timeout, interval=0.05, what="a new primary")
 
-    def wait_converged(self, timeout=60):
-        """Every running node follows the Sentinels' primary with its link up,
-        and all digests are equal."""
+    def wait_converged(self, timeout=60, primary=None):
+        """Every running node follows the Sentinels' primary (or the one
+        given) with its link up, and all digests are equal."""
         def ok():
-            p = self.primary()
+            p = primary or self.primary()
             if p.info().get("connected_slaves", 0) != sum(1 for n in self.nodes if n.running()) - 1:
                 return False
             for n in self.nodes:
