@@ -253,7 +253,14 @@ def test_replica_priority_zero_is_never_promoted_and_announce_address_reaches_se
     c = Cluster("levee", tmpdir_path, sentinels=False)
     try:
         primary, r1, r2 = c.nodes
-        announce_port = r1.port  # the real port, so the announced address works
+        # What the primary (and so Sentinel) is told is what it shows.
+        r1.client().config_set("replica-announce-ip", "10.1.2.3")
+        r1.client().config_set("replica-announce-port", "7000")
+        assert r1.client().execute_command("CLIENT", "KILL", "TYPE", "master") == 1
+        wait_until(lambda: any(v.get("ip") == "10.1.2.3" and v.get("port") == 7000
+                               for k, v in primary.info().items() if k.startswith("slave")), 20,
+                   what="announced address in the primary's INFO")
+        announce_port = r1.port  # now the real address, so Sentinel can reach it
         r1.client().config_set("replica-priority", "0")
         r1.client().config_set("replica-announce-ip", "127.0.0.1")
         r1.client().config_set("replica-announce-port", str(announce_port))
