@@ -25,17 +25,10 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "integration"))
-from conftest import wait_until  # noqa: E402
 from failover_cluster import Cluster, Load  # noqa: E402
-
-
-def follows(node, primary):
-    i = node.info()
-    return i["role"] == "slave" and i.get("master_port") == primary.port and i.get("master_link_status") == "up"
 
 
 def run_kind(kind, rounds):
@@ -45,20 +38,10 @@ def run_kind(kind, rounds):
     result = {"kind": kind, "promotion_s": [], "gap_s": []}
     try:
         for r in range(rounds):
-            load.wait_acks(200, timeout=60)
-            old = c.primary()
-            wait_until(lambda: any(n.running() and n is not old and follows(n, old) for n in c.nodes), 120,
-                       interval=0.1, what="a replica in sync before the kill")
-            killed_at = time.monotonic()
-            old.kill9()
-            new_port = c.wait_new_primary(old.port, timeout=60)
-            promoted_at = time.monotonic()
-            load.wait_acks(100, timeout=60)
-            gap = load.failover_gap(old.port, new_port, killed_at)
-            result["promotion_s"].append(promoted_at - killed_at)
+            promotion, gap = c.failover_round(load, acks_before=200, acks_after=100)
+            result["promotion_s"].append(promotion)
             result["gap_s"].append(gap)
-            print(f"  {kind} round {r + 1}: promotion {promoted_at - killed_at:.2f} s, gap {gap:.2f} s", flush=True)
-            old.start()
+            print(f"  {kind} round {r + 1}: promotion {promotion:.2f} s, gap {gap:.2f} s", flush=True)
         load.stop()
         c.wait_converged(timeout=180)
         lost, total = load.missing(c.primary())

@@ -37,6 +37,18 @@ def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
 
 
+def terminate(proc, timeout=20):
+    """SIGTERM, then SIGKILL if it does not exit within timeout."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Levee:
     def __init__(self, data_dir, extra_args=(), env=None, port=None, password=None):
         self.data_dir = data_dir
@@ -87,13 +99,7 @@ class Levee:
         self.proc.wait(timeout=10)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         if getattr(self, "log", None):
             self.log.close()
         return self.proc.returncode if self.proc else None

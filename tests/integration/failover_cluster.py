@@ -14,7 +14,7 @@ import time
 
 import redis
 
-from conftest import LEVEE, free_port, wait_until
+from conftest import LEVEE, free_port, terminate, wait_until
 
 MASTER = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -114,13 +114,7 @@ class Node:
         self.log.close()
 
     def stop(self):
-        if self.running():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         if getattr(self, "log", None) and not self.log.closed:
             self.log.close()
 
@@ -194,16 +188,15 @@ class Sentinels:
 
     def stop(self):
         for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+            terminate(p, timeout=10)
         for log in self.logs:
             log.close()
+
+
+def follows(node, primary):
+    """node is a replica of primary with its link up."""
+    i = node.info()
+    return i["role"] == "slave" and i.get("master_port") == primary.port and i.get("master_link_status") == "up"
 
 
 class Cluster:
@@ -260,6 +253,23 @@ class Cluster:
             digests = {n.digest() for n in self.nodes if n.running()}
             return len(digests) == 1
         wait_until(ok, timeout, interval=0.2, what="all nodes following one primary with equal digests")
+
+    def failover_round(self, load, acks_before=100, acks_after=50):
+        """kill -9 of the Sentinels' primary once a replica can take over,
+        then the old one restarted (Sentinel demotes it). Returns (seconds to
+        the Sentinels agreeing on a new primary, the load's failover gap)."""
+        load.wait_acks(acks_before, timeout=60)
+        old = self.primary()
+        wait_until(lambda: any(n.running() and n is not old and follows(n, old) for n in self.nodes), 120,
+                   interval=0.1, what="a replica in sync before the kill")
+        killed_at = time.monotonic()
+        old.kill9()
+        new_port = self.wait_new_primary(old.port, timeout=60)
+        promoted_at = time.monotonic()
+        load.wait_acks(acks_after, timeout=60)
+        gap = load.failover_gap(old.port, new_port, killed_at)
+        old.start()
+        return promoted_at - killed_at, gap
 
     def stop(self):
         if self.sentinels:
@@ -378,11 +388,5 @@ class HAProxy:
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, **kw)
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=10)
         self.log.close()
