@@ -41,11 +41,8 @@ void UnsubscribeAny(CommandContext& ctx, std::vector<std::string>& a, bool patte
     return;
   }
   // No names: all of this kind, one confirmation each (a null name when none).
-  std::set<std::string> names;
-  {
-    // The sets change only on this client's own thread; copying is safe.
-    names = pattern ? ctx.client->patterns : ctx.client->channels;
-  }
+  // The sets change only on this client's own thread; copying is safe.
+  const std::set<std::string> names = pattern ? ctx.client->patterns : ctx.client->channels;
   if (names.empty()) return Confirm(ctx, kind, nullptr);
   for (const auto& n : names) {
     ps.Unsubscribe(ctx.client.get(), n, pattern);
