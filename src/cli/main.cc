@@ -1,6 +1,7 @@
 // levee: one binary, subcommands in the manner of etcd or cockroach.
 //   levee serve [--config levee.yaml] [--port N] [--data-dir D] ...
 //   levee check --data-dir D [--json]
+//   levee backup create|list|verify|restore|prune|freeze|thaw|keygen ...
 //   levee version
 #include <signal.h>
 
@@ -9,6 +10,7 @@
 #include <map>
 #include <thread>
 
+#include "cli/backup_cmd.h"
 #include "cli/check.h"
 #include "common/config.h"
 #include "common/logging.h"
@@ -78,6 +80,7 @@ int main(int argc, char** argv) {
   check->add_flag("--json", check_json, "print the report as JSON");
 
   CLI::App* version = app.add_subcommand("version", "print the version");
+  CLI::App* backup = levee::cli::AddBackupCommand(app);
 
   try {
     app.parse(argc, argv);
@@ -90,6 +93,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (*check) return levee::cli::RunCheck(check_dir, check_json);
+  if (*backup) return levee::cli::RunBackupCommand();
 
   levee::Config config;
   levee::Status st;

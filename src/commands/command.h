@@ -192,6 +192,15 @@ class ClientRegistry {
 };
 
 // Server statistics and services the commands use; implemented by server/.
+// BACKUP: the server's checkpoints, freeze/thaw and scheduled backups
+// (server/backups.h does the work).
+class Backups {
+ public:
+  virtual ~Backups() = default;
+  // args[0] is "backup".
+  virtual void Handle(const std::vector<std::string>& args, resp::ReplyBuilder& rb) = 0;
+};
+
 class Services {
  public:
   virtual ~Services() = default;
@@ -222,6 +231,7 @@ class Services {
   // CONFIG REWRITE: the effective settings written back to the --config
   // file. Error text, or empty.
   virtual std::string RewriteConfig() = 0;
+  virtual Backups& backups() = 0;
 };
 
 struct CommandContext {

@@ -1,6 +1,5 @@
 // Connection and server commands: PING, HELLO, AUTH, INFO, CONFIG, CLIENT,
 // COMMAND, TIME, DEBUG.
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <cstring>
@@ -10,6 +9,7 @@
 #include "commands/docs.h"
 #include "common/coding.h"
 #include "common/config.h"
+#include "storage/digest.h"
 #include "storage/write_group.h"
 
 namespace levee::commands {
@@ -405,41 +405,16 @@ void Client(CommandContext& ctx, std::vector<std::string>& a) {
   ctx.reply.Error("ERR unknown subcommand or wrong number of arguments for '" + a[1] + "'. Try CLIENT HELP.");
 }
 
-// Digest of one key's state: its name, value and expiry. 20 zero bytes for
-// a missing key, as Redis.
-void HashKey(EVP_MD_CTX* md, std::string_view key, const StoredValue& v) {
-  std::string buf;
-  PutVarint64(&buf, key.size());
-  buf.append(key);
-  PutFixed64(&buf, static_cast<uint64_t>(v.expire_at_ms));
-  buf.push_back(static_cast<char>(v.type));
-  PutVarint64(&buf, v.payload.size());
-  EVP_DigestUpdate(md, buf.data(), buf.size());
-  EVP_DigestUpdate(md, v.payload.data(), v.payload.size());
-}
-
-std::string FinishDigest(EVP_MD_CTX* md) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int n = 0;
-  EVP_DigestFinal_ex(md, out, &n);
-  return HexEncode(std::string_view(reinterpret_cast<char*>(out), n));
-}
-
 void Debug(CommandContext& ctx, std::vector<std::string>& a) {
   std::string sub = ToLower(a[1]);
   if (sub == "digest" && a.size() == 2) {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-    EVP_DigestInit_ex(md.get(), EVP_sha1(), nullptr);
-    bool any = false;
+    storage::KeyDigest d;
     Status st = ctx.view.Scan("", [&](std::string_view k, const StoredValue& v) {
-      if (v.ExpiredAt(ctx.now_ms)) return true;
-      HashKey(md.get(), k, v);
-      any = true;
+      if (!v.ExpiredAt(ctx.now_ms)) d.Add(k, v);
       return true;
     });
     if (!st.ok()) return ctx.ReplyStatus(st);
-    std::string d = FinishDigest(md.get());
-    return ctx.reply.Bulk(any ? d : std::string(40, '0'));
+    return ctx.reply.Bulk(d.Finish());
   }
   if (sub == "digest-value") {
     ctx.reply.ArrayHeader(a.size() - 2);
@@ -451,11 +426,7 @@ void Debug(CommandContext& ctx, std::vector<std::string>& a) {
         ctx.reply.Bulk(std::string(40, '0'));
         continue;
       }
-      std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-      EVP_DigestInit_ex(md.get(), EVP_sha1(), nullptr);
-      v.expire_at_ms = 0;  // DIGEST-VALUE covers the value only, as Redis
-      HashKey(md.get(), "", v);
-      ctx.reply.Bulk(FinishDigest(md.get()));
+      ctx.reply.Bulk(storage::KeyDigest::OfValue(v));
     }
     return;
   }
@@ -503,6 +474,8 @@ void RegisterServerFamily(CommandTable* t) {
   // On the writer thread, as Redis runs DEBUG on its main thread: DIGEST sees
   // a state between groups, and SLEEP stalls writes (liveness tests).
   add("script", -2, 0, "scripting", "SCRIPT KILL answers NOTBUSY: levee runs no scripts.", Script);
+  add("backup", -2, A, "server", "Checkpoints for `levee backup` (OPEN, READ, DIGEST, CLOSE), FREEZE/THAW, RUN, STATUS.",
+      [](CommandContext& ctx, std::vector<std::string>& a) { ctx.services.backups().Handle(a, ctx.reply); });
   add("debug", -2, A | kOnWriter, "server", "Debugging commands (DIGEST, DIGEST-VALUE, SLEEP).", Debug);
 }
 

@@ -92,6 +92,30 @@ std::vector<Config::Entry> MakeTable() {
        "address this replica tells its primary (and so Sentinel) to reach it at (empty: the address the primary sees)"},
       {"replica-announce-port", T::kInt, "0", 0, 65535, {}, true,
        "port this replica tells its primary to reach it at (0: its own port)"},
+      // Backups (docs/formats/backup.md, docs/runbooks/backup.md).
+      {"backup-repo", T::kString, "", 0, 0, {}, false,
+       "repository for scheduled backups: file:///path, s3://bucket/prefix[?endpoint=..&region=..&path_style=true] "
+       "or gs://bucket/prefix (empty: no scheduled backups)"},
+      {"backup-key-file", T::kString, "", 0, 0, {}, false,
+       "file with the repository's encryption key, 64 hex digits (`levee backup keygen`); empty: unencrypted"},
+      {"backup-schedule", T::kString, "6h", 0, 0, {}, true,
+       "time between scheduled backups when backup-repo is set: 30m, 6h, 1d... or off"},
+      {"backup-verify-schedule", T::kString, "24h", 0, 0, {}, true,
+       "time between scheduled verifications (every object rehashed) of the newest backup, or off"},
+      {"backup-keep-last", T::kInt, "7", 0, 1000000, {}, true, "retention after each scheduled backup: newest backups kept"},
+      {"backup-keep-daily", T::kInt, "7", 0, 1000000, {}, true, "retention: also keep the newest backup of each of this many days"},
+      {"backup-keep-weekly", T::kInt, "4", 0, 1000000, {}, true, "retention: also keep the newest backup of each of this many weeks"},
+      {"backup-parallelism", T::kInt, "4", 1, 64, {}, true, "objects uploaded or downloaded at once"},
+      {"backup-max-bytes-per-sec", T::kBytes, std::to_string(128 * kMB), 0, INT64_C(1) << 40, {}, true,
+       "rate limit for data read by a server-side backup, so the foreground keeps its latency (0: unlimited)"},
+      {"backup-chunk-mb", T::kInt, "32", 1, 1024, {}, true,
+       "files are stored in objects of at most this size (memory use is about parallelism x 2 x this)"},
+      {"backup-s3-endpoint", T::kString, "", 0, 0, {}, false,
+       "S3 endpoint (http[s]://host[:port]) when the repository URL has none (default: AWS, or GCS for gs://)"},
+      {"backup-s3-region", T::kString, "", 0, 0, {}, false,
+       "S3 region when the URL has none (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1; auto for GCS)"},
+      {"backup-digest", T::kBool, "yes", 0, 0, {}, true,
+       "record DEBUG DIGEST at each backup's barrier (one extra read of the data) so verify --deep can compare"},
   };
 }
 

@@ -1,5 +1,7 @@
 #include "server/server.h"
 
+#include "server/backups.h"
+
 #include <leveldb/db.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -76,6 +78,8 @@ Status Server::Start() {
   // log replay runs, or Kubernetes would restart the pod mid-recovery.
   repl_ = std::make_unique<repl::Manager>(this);
   repl_->RegisterMetrics(&registry_);
+  backups_ = std::make_unique<BackupService>(this);
+  backups_->RegisterMetrics(&registry_);
   LEVEE_RETURN_IF_ERROR(StartHttpAndThreads());
   LEVEE_RETURN_IF_ERROR(OpenData());
 
@@ -97,6 +101,7 @@ Status Server::Start() {
   if (!config_->GetString("replicaof").empty()) writer_->set_replica_mode(true);
   writer_->Start();
   LEVEE_RETURN_IF_ERROR(repl_->Start(config_->GetString("replicaof")));
+  LEVEE_RETURN_IF_ERROR(backups_->Start());
   asio::post(*contexts_[0], [this] { Accept(); });
   ready_ = true;
   logging::Info("server", "ready to accept connections",
@@ -289,7 +294,15 @@ Status Server::FinishStagedCopy() {
   return Status::OK();
 }
 
+commands::Backups& Server::backups() { return *backups_; }
+
 Status Server::InstallCopy(const std::string& dir, uint64_t sequence) {
+  // Backups hold files of the database being replaced: end them first.
+  backups_->Suspend();
+  struct Resume {
+    BackupService* b;
+    ~Resume() { b->Resume(); }
+  } resume{backups_.get()};
   std::unique_lock<std::shared_mutex> lock(data_mu_);
   bool replica = writer_->replica_mode();
   writer_->Stop();
@@ -438,6 +451,7 @@ void Server::Shutdown() {
     if (c->kill) c->kill();
   }
   if (repl_) repl_->Stop();
+  if (backups_) backups_->Stop();  // before the writer: a freeze holds it
   if (writer_) writer_->Stop();
   for (auto& g : guards_) g.reset();
   for (auto& c : contexts_) c->stop();

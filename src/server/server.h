@@ -91,6 +91,7 @@ class Server final : public commands::Services, public repl::Node {
   commands::PubSub& pubsub() override { return pubsub_; }
   bool ReplicaMode() override { return writer_->replica_mode(); }
   std::string RewriteConfig() override;
+  commands::Backups& backups() override;
 
   // repl::Node
   const std::string& run_id() override { return run_id_; }
@@ -148,6 +149,7 @@ class Server final : public commands::Services, public repl::Node {
   std::unique_ptr<Writer> writer_;
   std::unique_ptr<storage::DataView> read_view_;
   std::unique_ptr<repl::Manager> repl_;
+  std::unique_ptr<class BackupService> backups_;
   std::shared_mutex data_mu_;
   std::mutex instance_mu_;
   std::string instance_id_;

@@ -118,6 +118,10 @@ class Harness : public Services {
   PubSub& pubsub() override { return pubsub_; }
   bool ReplicaMode() override { return false; }
   std::string RewriteConfig() override { return "ERR not in unit tests"; }
+  struct NoBackups : commands::Backups {
+    void Handle(const std::vector<std::string>&, resp::ReplyBuilder& rb) override { rb.Error("ERR not in unit tests"); }
+  } no_backups;
+  commands::Backups& backups() override { return no_backups; }
   NoReplication replication_;
   PubSub pubsub_;
 

@@ -1,0 +1,163 @@
+#include "backup/store.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "backup/s3.h"
+
+namespace levee::backup {
+namespace fs = std::filesystem;
+
+void RateLimiter::Take(uint64_t bytes) {
+  if (rate_ == 0 || bytes == 0) return;
+  double now = std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  double wait;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    // A burst of up to 100 ms of budget is allowed after an idle period.
+    next_free_s_ = std::max(next_free_s_, now - 0.1);
+    next_free_s_ += static_cast<double>(bytes) / static_cast<double>(rate_);
+    wait = next_free_s_ - now;
+  }
+  if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
+}
+
+namespace {
+
+Status ErrnoStatus(const std::string& what, int err) {
+  if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(what + ": no space left on the device");
+  return Status::IOError(what + ": " + std::strerror(err));
+}
+
+// A directory tree: key "objects/ab/x" is file root/objects/ab/x. Put
+// writes a temporary file, fsyncs it and renames it into place.
+class FileStore final : public Store {
+ public:
+  FileStore(std::string url, std::string root) : url_(std::move(url)), root_(std::move(root)) {}
+  const std::string& url() const override { return url_; }
+
+  Status Put(const std::string& key, std::string_view data) override {
+    fs::path p = fs::path(root_) / key;
+    std::error_code ec;
+    fs::create_directories(p.parent_path(), ec);
+    if (ec) return Status::IOError("repository " + url_ + ": cannot create " + p.parent_path().string() + ": " + ec.message());
+    std::string tmp = p.string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+                      std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return ErrnoStatus("repository " + url_ + ": cannot create " + tmp, errno);
+    size_t done = 0;
+    int err = 0;
+    while (done < data.size()) {
+      ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        err = errno;
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+    if (err == 0 && ::fdatasync(fd) != 0) err = errno;
+    ::close(fd);
+    if (err == 0 && ::rename(tmp.c_str(), p.c_str()) != 0) err = errno;
+    if (err != 0) {
+      ::unlink(tmp.c_str());
+      return ErrnoStatus("repository " + url_ + ": cannot write " + p.string(), err);
+    }
+    int dfd = ::open(p.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+    sent_ += data.size();
+    return Status::OK();
+  }
+
+  Status Get(const std::string& key, std::string* data) override {
+    fs::path p = fs::path(root_) / key;
+    int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return Status::NotFound("repository " + url_ + ": " + key + " does not exist");
+      return ErrnoStatus("repository " + url_ + ": cannot open " + p.string(), errno);
+    }
+    struct stat st;
+    ::fstat(fd, &st);
+    data->resize(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    while (done < data->size()) {
+      ssize_t n = ::pread(fd, data->data() + done, data->size() - done, static_cast<off_t>(done));
+      if (n <= 0) {
+        if (n < 0 && errno == EINTR) continue;
+        int err = n < 0 ? errno : EIO;
+        ::close(fd);
+        return ErrnoStatus("repository " + url_ + ": cannot read " + p.string(), err);
+      }
+      done += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    received_ += data->size();
+    return Status::OK();
+  }
+
+  StatusOr<bool> Exists(const std::string& key, uint64_t* size) override {
+    struct stat st;
+    fs::path p = fs::path(root_) / key;
+    if (::stat(p.c_str(), &st) != 0) {
+      if (errno == ENOENT) return false;
+      return ErrnoStatus("repository " + url_ + ": cannot stat " + p.string(), errno);
+    }
+    if (size) *size = static_cast<uint64_t>(st.st_size);
+    return true;
+  }
+
+  Status List(const std::string& prefix, std::vector<StoreEntry>* out) override {
+    // prefix is a directory here ("objects/", "backups/", "locks/").
+    fs::path dir = fs::path(root_) / prefix;
+    std::error_code ec;
+    if (!fs::exists(dir, ec)) return Status::OK();
+    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      std::string rel = fs::relative(it->path(), root_, ec).string();
+      if (rel.find(".tmp-") != std::string::npos) continue;  // a Put in progress or killed
+      out->push_back(StoreEntry{rel, static_cast<uint64_t>(it->file_size(ec))});
+    }
+    if (ec) return Status::IOError("repository " + url_ + ": cannot list " + dir.string() + ": " + ec.message());
+    return Status::OK();
+  }
+
+  Status Delete(const std::string& key) override {
+    fs::path p = fs::path(root_) / key;
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("repository " + url_ + ": cannot delete " + p.string(), errno);
+    return Status::OK();
+  }
+
+ private:
+  const std::string url_, root_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Store>> OpenStore(const std::string& url, const StoreOptions& options) {
+  if (url.rfind("file://", 0) == 0) {
+    std::string path = url.substr(7);
+    if (path.empty() || path[0] != '/') {
+      return Status::InvalidArgument("backup repository " + url + ": a file URL needs an absolute path (file:///path)");
+    }
+    std::error_code ec;
+    fs::create_directories(path, ec);
+    if (ec) return Status::IOError("backup repository " + url + ": cannot create " + path + ": " + ec.message());
+    return std::unique_ptr<Store>(std::make_unique<FileStore>(url, path));
+  }
+  if (url.rfind("s3://", 0) == 0 || url.rfind("gs://", 0) == 0) return OpenS3Store(url, options);
+  return Status::InvalidArgument("backup repository '" + url +
+                                 "' is not a URL levee knows: use file:///path, s3://bucket/prefix or gs://bucket/prefix");
+}
+
+}  // namespace levee::backup

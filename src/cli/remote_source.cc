@@ -1,0 +1,210 @@
+#include "cli/remote_source.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+namespace levee::cli {
+namespace fs = std::filesystem;
+
+StatusOr<std::unique_ptr<RespClient>> RespClient::Connect(const std::string& server, const std::string& password) {
+  size_t colon = server.rfind(':');
+  if (colon == std::string::npos) return Status::InvalidArgument("--server must be HOST:PORT, not '" + server + "'");
+  int port = std::atoi(server.substr(colon + 1).c_str());
+  if (port <= 0 || port > 65535) return Status::InvalidArgument("--server must be HOST:PORT, not '" + server + "'");
+  std::unique_ptr<RespClient> c(new RespClient());
+  c->server_ = server;
+  LEVEE_RETURN_IF_ERROR(repl::Socket::Connect(server.substr(0, colon), port, 10000, &c->sock_));
+  if (!password.empty()) {
+    auto r = c->Call({"AUTH", password});
+    if (!r.ok()) return r.status();
+    if (r.value().is_error()) return Status::InvalidArgument("levee at " + server + " refused the password: " + r.value().str);
+  }
+  return c;
+}
+
+Status RespClient::ReadValue(RespValue* v, int timeout_ms) {
+  std::string line;
+  LEVEE_RETURN_IF_ERROR(sock_.ReadLine(timeout_ms, &line));
+  if (line.empty()) return Status::IOError("empty reply line from " + server_);
+  v->type = line[0];
+  std::string rest = line.substr(1);
+  switch (v->type) {
+    case '+':
+    case '-':
+      v->str = rest;
+      return Status::OK();
+    case ':':
+      v->integer = std::strtoll(rest.c_str(), nullptr, 10);
+      return Status::OK();
+    case '$': {
+      int64_t n = std::strtoll(rest.c_str(), nullptr, 10);
+      if (n < 0) {
+        v->type = '_';
+        return Status::OK();
+      }
+      std::string data;
+      LEVEE_RETURN_IF_ERROR(sock_.ReadExact(static_cast<size_t>(n) + 2, timeout_ms, &data));
+      data.resize(static_cast<size_t>(n));
+      v->str = std::move(data);
+      return Status::OK();
+    }
+    case '*': {
+      int64_t n = std::strtoll(rest.c_str(), nullptr, 10);
+      if (n < 0) {
+        v->type = '_';
+        return Status::OK();
+      }
+      v->elems.resize(static_cast<size_t>(n));
+      for (auto& e : v->elems) LEVEE_RETURN_IF_ERROR(ReadValue(&e, timeout_ms));
+      return Status::OK();
+    }
+    case '_':
+      return Status::OK();
+    default:
+      return Status::IOError("unexpected reply type '" + std::string(1, v->type) + "' from " + server_);
+  }
+}
+
+StatusOr<RespValue> RespClient::Call(const std::vector<std::string>& args, int timeout_ms) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(out, timeout_ms));
+  RespValue v;
+  Status st = ReadValue(&v, timeout_ms);
+  if (!st.ok()) return Status::IOError("levee at " + server_ + ": " + st.message());
+  return v;
+}
+
+StatusOr<std::unique_ptr<RemoteSource>> RemoteSource::Open(const std::string& server, const std::string& password,
+                                                           bool digest) {
+  std::unique_ptr<RemoteSource> s(new RemoteSource());
+  s->server_ = server;
+  s->password_ = password;
+  auto c = RespClient::Connect(server, password);
+  if (!c.ok()) return c.status();
+  std::vector<std::string> cmd = {"BACKUP", "OPEN"};
+  if (!digest) cmd.push_back("NODIGEST");
+  auto r = c.value()->Call(cmd);
+  if (!r.ok()) return r.status();
+  const RespValue& v = r.value();
+  if (v.is_error()) return Status::IOError("levee at " + server + " could not lend a checkpoint: " + v.str);
+  if (v.type != '*' || v.elems.size() != 7) return Status::IOError("levee at " + server + " answered BACKUP OPEN oddly");
+  s->lease_ = v.elems[0].str;
+  s->info_.instance_id = v.elems[1].str;
+  s->info_.applied_sequence = static_cast<uint64_t>(v.elems[2].integer);
+  s->info_.time_ms = v.elems[3].integer;
+  s->info_.barrier_us = static_cast<uint64_t>(v.elems[4].integer);
+  s->info_.data_dir = v.elems[5].str;
+  for (const auto& f : v.elems[6].elems) {
+    if (f.elems.size() != 4) return Status::IOError("levee at " + server + " listed a checkpoint file oddly");
+    s->info_.files.push_back(backup::SourceFile{f.elems[0].str, static_cast<uint64_t>(f.elems[1].integer),
+                                                f.elems[2].integer, f.elems[3].str});
+  }
+  // The same data directory visible here: read the files directly.
+  std::ifstream idf(fs::path(s->info_.data_dir) / "instance-id");
+  std::string id;
+  if (idf && std::getline(idf, id) && id == s->info_.instance_id) s->direct_ = true;
+  s->Give(std::move(c.value()));
+  RemoteSource* self = s.get();
+  s->keepalive_ = std::thread([self] {
+    std::unique_lock<std::mutex> l(self->mu_);
+    while (!self->cv_.wait_for(l, std::chrono::seconds(20), [self] { return self->stop_; })) {
+      l.unlock();
+      auto c = self->Take();
+      if (c.ok()) {
+        auto r = c.value()->Call({"BACKUP", "DIGEST", self->lease_});
+        if (r.ok()) self->Give(std::move(c.value()));
+      }
+      l.lock();
+    }
+  });
+  return s;
+}
+
+RemoteSource::~RemoteSource() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (keepalive_.joinable()) keepalive_.join();
+  auto c = Take();
+  if (c.ok()) (void)c.value()->Call({"BACKUP", "CLOSE", lease_}, 5000);
+}
+
+StatusOr<std::unique_ptr<RespClient>> RemoteSource::Take() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+  }
+  return RespClient::Connect(server_, password_);
+}
+
+void RemoteSource::Give(std::unique_ptr<RespClient> c) {
+  std::lock_guard<std::mutex> l(mu_);
+  idle_.push_back(std::move(c));
+}
+
+Status RemoteSource::Read(const std::string& path, uint64_t offset, size_t n, std::string* out) {
+  const backup::SourceFile* f = nullptr;
+  for (const auto& x : info_.files) {
+    if (x.path == path) f = &x;
+  }
+  if (f == nullptr) return Status::NotFound(path + " is not in the checkpoint");
+  if (direct_) {
+    std::string full = (fs::path(info_.data_dir) / f->local_path).string();
+    int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::IOError("cannot open " + full + ": " + std::strerror(errno));
+    out->resize(n);
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd, out->data() + done, n - done, static_cast<off_t>(offset + done));
+      if (r <= 0) {
+        if (r < 0 && errno == EINTR) continue;
+        ::close(fd);
+        return Status::IOError("cannot read " + full + (r < 0 ? std::string(": ") + std::strerror(errno) : ": file ended early"));
+      }
+      done += static_cast<size_t>(r);
+    }
+    ::close(fd);
+    return Status::OK();
+  }
+  out->clear();
+  constexpr size_t kPiece = 8 << 20;
+  auto c = Take();
+  if (!c.ok()) return c.status();
+  for (uint64_t off = offset; off < offset + n;) {
+    size_t piece = static_cast<size_t>(std::min<uint64_t>(kPiece, offset + n - off));
+    auto r = c.value()->Call({"BACKUP", "READ", lease_, path, std::to_string(off), std::to_string(piece)});
+    if (!r.ok()) return r.status();
+    if (r.value().is_error()) return Status::IOError("levee at " + server_ + ": " + r.value().str);
+    if (r.value().str.size() != piece) return Status::IOError("levee at " + server_ + " sent a short piece of " + path);
+    out->append(r.value().str);
+    off += piece;
+  }
+  Give(std::move(c.value()));
+  return Status::OK();
+}
+
+StatusOr<std::string> RemoteSource::Digest() {
+  for (;;) {
+    auto c = Take();
+    if (!c.ok()) return c.status();
+    auto r = c.value()->Call({"BACKUP", "DIGEST", lease_});
+    if (!r.ok()) return r.status();
+    Give(std::move(c.value()));
+    if (r.value().is_error()) return Status::IOError("levee at " + server_ + ": " + r.value().str);
+    if (!r.value().is_nil()) return r.value().str;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace levee::cli

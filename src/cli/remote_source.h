@@ -1,0 +1,71 @@
+// RemoteSource: a checkpoint lent by a running levee (BACKUP OPEN), read
+// straight from its data directory when this process can see it (same
+// host or pod: the data directory's instance-id matches), else through
+// BACKUP READ over as many connections as there are reader threads. A
+// thread touches the lease every 20 s so the server keeps it.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backup/source.h"
+#include "repl/socket.h"
+
+namespace levee::cli {
+
+// A small blocking Redis-protocol client for the CLI.
+struct RespValue {
+  char type = 0;  // '+', '-', ':', '$', '*', '_' (nil)
+  std::string str;
+  int64_t integer = 0;
+  std::vector<RespValue> elems;
+  bool is_error() const { return type == '-'; }
+  bool is_nil() const { return type == '_'; }
+};
+
+class RespClient {
+ public:
+  // host:port; password may be empty. Errors name the server.
+  static StatusOr<std::unique_ptr<RespClient>> Connect(const std::string& server, const std::string& password);
+  // Sends a command and reads its reply; a -ERR reply is returned, not an error.
+  StatusOr<RespValue> Call(const std::vector<std::string>& args, int timeout_ms = 60000);
+
+ private:
+  Status ReadValue(RespValue* v, int timeout_ms);
+  repl::Socket sock_;
+  std::string server_;
+};
+
+class RemoteSource final : public backup::Source {
+ public:
+  static StatusOr<std::unique_ptr<RemoteSource>> Open(const std::string& server, const std::string& password,
+                                                      bool digest);
+  ~RemoteSource() override;
+
+  const backup::SourceInfo& info() const override { return info_; }
+  Status Read(const std::string& path, uint64_t offset, size_t n, std::string* out) override;
+  StatusOr<std::string> Digest() override;
+  std::string description() const override { return "server " + server_; }
+  bool direct() const { return direct_; }
+
+ private:
+  RemoteSource() = default;
+  StatusOr<std::unique_ptr<RespClient>> Take();
+  void Give(std::unique_ptr<RespClient> c);
+
+  std::string server_, password_, lease_;
+  backup::SourceInfo info_;
+  bool direct_ = false;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<RespClient>> idle_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread keepalive_;
+};
+
+}  // namespace levee::cli

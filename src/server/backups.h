@@ -1,0 +1,83 @@
+// The server's side of backups:
+//  - BACKUP OPEN/READ/DIGEST/CLOSE lend checkpoint leases (backup/source.h)
+//    to `levee backup create --server`, which reads the files through them
+//    (or straight from disk when it runs beside the server); a lease idle
+//    for two minutes is dropped, so a killed client pins nothing for long.
+//  - BACKUP FREEZE/THAW hold the write barrier for volume snapshots
+//    (Velero hooks), releasing it by itself after the given time.
+//  - With backup-repo set, a scheduler thread backs up every
+//    backup-schedule, applies retention, and verifies every
+//    backup-verify-schedule; BACKUP RUN starts one now. Results go to the
+//    log and to the levee_backup_* metrics.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "backup/repo.h"
+#include "backup/source.h"
+#include "commands/command.h"
+
+namespace levee::observe {
+class Registry;
+}
+
+namespace levee::server {
+
+class Server;
+
+class BackupService final : public commands::Backups {
+ public:
+  explicit BackupService(Server* server);
+  ~BackupService() override;
+
+  // Checks the settings and starts the scheduler.
+  Status Start();
+  void Stop();
+  void RegisterMetrics(observe::Registry* registry);
+  // Around a full resync's swap of the database: cancels a running backup,
+  // drops every lease and holds new ones off until Resume.
+  void Suspend();
+  void Resume();
+
+  void Handle(const std::vector<std::string>& args, resp::ReplyBuilder& rb) override;
+
+ private:
+  struct Lease {
+    std::shared_ptr<backup::CheckpointLease> lease;  // a READ may use it while CLOSE drops it
+    int64_t last_used_ms = 0;
+  };
+  void Open(const std::vector<std::string>& a, resp::ReplyBuilder& rb);
+  void Freeze(int64_t seconds, resp::ReplyBuilder& rb);
+  void Thaw();
+  void Schedule();
+  // One backup (and retention) to backup-repo; logs and records the result.
+  void RunBackup(const std::string& why);
+  void RunVerify();
+  StatusOr<std::unique_ptr<backup::Repository>> OpenRepo(bool create);
+
+  Server* server_;
+  std::mutex mu_;  // guards leases_, suspended_, the run and freeze state below
+  std::condition_variable cv_;
+  std::map<std::string, Lease> leases_;
+  bool suspended_ = false, stopping_ = false, run_now_ = false, running_ = false;
+  std::atomic<bool> cancel_{false};
+  std::thread scheduler_;
+
+  bool frozen_ = false, thaw_ = false;
+  std::thread freezer_;
+
+  // Metrics.
+  std::atomic<double> last_success_s_{0}, last_failure_s_{0}, last_duration_s_{0}, verify_success_s_{0},
+      verify_failure_s_{0};
+  std::atomic<uint64_t> bytes_total_{0}, last_new_bytes_{0}, last_barrier_us_{0}, backups_total_{0},
+      failures_total_{0};
+  std::string last_error_, last_id_;
+};
+
+}  // namespace levee::server

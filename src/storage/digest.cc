@@ -1,0 +1,63 @@
+#include "storage/digest.h"
+
+#include <leveldb/iterator.h>
+#include <openssl/evp.h>
+
+#include "common/coding.h"
+#include "storage/view.h"
+
+namespace levee::storage {
+
+struct KeyDigest::Ctx {
+  EVP_MD_CTX* md = EVP_MD_CTX_new();
+  ~Ctx() { EVP_MD_CTX_free(md); }
+};
+
+KeyDigest::KeyDigest() : ctx_(std::make_unique<Ctx>()) { EVP_DigestInit_ex(ctx_->md, EVP_sha1(), nullptr); }
+KeyDigest::~KeyDigest() = default;
+
+void KeyDigest::Add(std::string_view key, const StoredValue& v) {
+  std::string buf;
+  PutVarint64(&buf, key.size());
+  buf.append(key);
+  PutFixed64(&buf, static_cast<uint64_t>(v.expire_at_ms));
+  buf.push_back(static_cast<char>(v.type));
+  PutVarint64(&buf, v.payload.size());
+  EVP_DigestUpdate(ctx_->md, buf.data(), buf.size());
+  EVP_DigestUpdate(ctx_->md, v.payload.data(), v.payload.size());
+  any_ = true;
+}
+
+std::string KeyDigest::Finish() {
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(ctx_->md, out, &n);
+  if (!any_) return std::string(40, '0');
+  return HexEncode(std::string_view(reinterpret_cast<char*>(out), n));
+}
+
+std::string KeyDigest::OfValue(const StoredValue& v) {
+  KeyDigest d;
+  StoredValue copy = v;
+  copy.expire_at_ms = 0;  // the value only, as Redis
+  d.Add("", copy);
+  return d.Finish();
+}
+
+StatusOr<std::string> DigestData(leveldb::Iterator* it, int64_t now_ms, const std::atomic<bool>* cancel) {
+  KeyDigest d;
+  std::string prefix(1, kDataPrefix);
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    leveldb::Slice k = it->key();
+    if (k.empty() || k[0] != kDataPrefix) break;
+    if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return Status::IOError("digest cancelled");
+    StoredValue v;
+    LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
+    if (v.ExpiredAt(now_ms)) continue;
+    d.Add(std::string_view(k.data() + 1, k.size() - 1), v);
+  }
+  if (!it->status().ok()) return Status::Corruption("reading the data for a digest: " + it->status().ToString());
+  return d.Finish();
+}
+
+}  // namespace levee::storage
