@@ -14,6 +14,7 @@ packages=(
   # tests and benchmarks
   libgtest-dev libbenchmark-dev python3-pytest python3-redis python3-hiredis
   redis-server redis-tools redis-sentinel haproxy prometheus tmux iproute2 iptables
+  awscli python3-botocore restic
 )
 
 missing=()

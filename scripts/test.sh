@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
+# JavaScript test tools (s3rver) from npm, pinned by package-lock.json.
+if [ ! -x tests/tools/node_modules/.bin/s3rver ]; then
+  (cd tests/tools && npm ci --no-audit --no-fund --loglevel=error)
+fi
 echo "== unit tests (ctest)"
 ctest --test-dir build --output-on-failure --parallel "$(nproc)"
 echo "== integration tests (pytest)"

@@ -60,6 +60,8 @@ Compression CompressionFor(const std::string& path) {
   return ends(".ldb") || ends(".sst") ? Compression::kNever : Compression::kIfSmaller;
 }
 
+constexpr uint64_t kGrowingChunk = 4ull << 20;
+
 struct ChunkTask {
   size_t file;
   size_t index;
@@ -97,7 +99,19 @@ StatusOr<Manifest> CreateBackup(Repository& repo, Source& source, const CreateOp
   m.instance_id = info.instance_id;
   m.applied_sequence = info.applied_sequence;
   m.barrier_us = info.barrier_us;
+  // Files still growing (LevelDB's log and MANIFEST, the newest log
+  // segment) are cut in small pieces at fixed offsets: their start does not
+  // change, so the next backup uploads only the pieces past the old end.
+  std::string newest_wal;
+  for (const auto& f : info.files) {
+    if (f.path.rfind("wal/", 0) == 0) newest_wal = std::max(newest_wal, f.path);
+  }
+  auto growing = [&](const std::string& p) {
+    return p == newest_wal || p.rfind("db/MANIFEST-", 0) == 0 ||
+           (p.size() > 4 && p.compare(p.size() - 4, 4, ".log") == 0 && p.rfind("db/", 0) == 0);
+  };
   std::vector<ChunkTask> tasks;
+  size_t files_to_read = 0;
   for (const auto& f : info.files) {
     FileEntry e;
     e.path = f.path;
@@ -109,6 +123,8 @@ StatusOr<Manifest> CreateBackup(Repository& repo, Source& source, const CreateOp
       e.chunks = p->second->chunks;
     } else {
       uint64_t chunk = std::max<uint64_t>(o.chunk_bytes, 1);
+      if (growing(f.path)) chunk = std::min<uint64_t>(chunk, kGrowingChunk);
+      if (f.size > 0) files_to_read++;
       for (uint64_t off = 0; off < f.size; off += chunk) {
         tasks.push_back(ChunkTask{m.files.size(), e.chunks.size(), off, std::min(chunk, f.size - off)});
         e.chunks.push_back(ChunkRef{"", tasks.back().size});
@@ -117,7 +133,7 @@ StatusOr<Manifest> CreateBackup(Repository& repo, Source& source, const CreateOp
     }
     m.files.push_back(std::move(e));
   }
-  if (o.progress) o.progress->SetTotal(m.read_bytes, info.files.size());
+  if (o.progress) o.progress->SetTotal(m.read_bytes, files_to_read);
 
   RateLimiter limiter(o.max_bytes_per_sec);
   std::mutex mu;

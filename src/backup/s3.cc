@@ -291,6 +291,7 @@ class S3Store final : public Store {
       sr.method = method;
       sr.path = path;
       sr.query = query;
+      sr.payload_sha256 = payload_hash;
       sr.headers = {{"host", host_}, {"x-amz-content-sha256", payload_hash}, {"x-amz-date", date}};
       if (!creds_.session_token.empty()) sr.headers.emplace_back("x-amz-security-token", creds_.session_token);
       std::string auth = SignV4(sr, creds_, region_, "s3", date);
@@ -431,6 +432,7 @@ std::string SignV4(const SigV4Request& request, const S3Credentials& creds, cons
   }
   std::string canonical = request.method + "\n" + UriEncode(request.path, false) + "\n" + CanonicalQuery(request.query) +
                           "\n" + canonical_headers + "\n" + signed_headers + "\n" + request.payload_sha256;
+  if (std::getenv("LEVEE_DEBUG_SIGV4")) std::fprintf(stderr, "canonical request:\n%s\n--\n", canonical.c_str());
   std::string day = amz_date.substr(0, 8);
   std::string scope = day + "/" + region + "/" + service + "/aws4_request";
   std::string to_sign = "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" + Sha256Hex(canonical);

@@ -1,0 +1,111 @@
+#include "backup/object.h"
+
+#include <gtest/gtest.h>
+
+#include "backup/repo.h"
+#include "backup/ops.h"
+
+namespace levee::backup {
+namespace {
+
+std::shared_ptr<const Key> TestKey(char fill) { return Key::FromBytes(std::string(32, fill)); }
+
+TEST(Object, PlainRoundTripAndCompression) {
+  std::string text(100000, 'a');
+  std::string stored = EncodeObject(text, Compression::kIfSmaller, nullptr);
+  EXPECT_LT(stored.size(), text.size() / 10);
+  auto back = DecodeObject(stored, nullptr, "obj");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back.value(), text);
+  std::string never = EncodeObject(text, Compression::kNever, nullptr);
+  EXPECT_EQ(never.size(), text.size() + 5);
+}
+
+TEST(Object, EncryptedRoundTripAcrossMessages) {
+  auto key = TestKey('k');
+  std::string data;
+  for (int i = 0; i < 3 * (1 << 20) + 17; i++) data.push_back(static_cast<char>(i * 7));
+  std::string stored = EncodeObject(data, Compression::kNever, key.get());
+  EXPECT_EQ(stored.find(data.substr(1000, 64)), std::string::npos);
+  auto back = DecodeObject(stored, key.get(), "obj");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back.value(), data);
+  std::string id;
+  ASSERT_TRUE(ObjectKeyId(stored, &id));
+  EXPECT_EQ(id, key->id());
+}
+
+TEST(Object, WrongMissingKeyAndDamageAreCleanErrors) {
+  auto key = TestKey('k'), other = TestKey('o');
+  std::string stored = EncodeObject("hello world", Compression::kNever, key.get());
+  auto r = DecodeObject(stored, other.get(), "object x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("key id " + key->id()), std::string::npos);
+  r = DecodeObject(stored, nullptr, "object x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("--backup-key-file"), std::string::npos);
+  std::string flipped = stored;
+  flipped[flipped.size() - 3] ^= 1;
+  EXPECT_TRUE(DecodeObject(flipped, key.get(), "x").status().IsCorruption());
+  EXPECT_TRUE(DecodeObject(stored.substr(0, stored.size() - 5), key.get(), "x").status().IsCorruption());
+  EXPECT_TRUE(DecodeObject("garbage", nullptr, "x").status().IsCorruption());
+}
+
+TEST(Object, ContentIdIsKeyedWithAKey) {
+  EXPECT_EQ(ContentId("abc", nullptr), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_NE(ContentId("abc", TestKey('k').get()), ContentId("abc", nullptr));
+  EXPECT_NE(ContentId("abc", TestKey('k').get()), ContentId("abc", TestKey('o').get()));
+}
+
+TEST(Manifest, JsonRoundTripAndChecks) {
+  Manifest m;
+  m.id = "20261121T000000Z-abcdef";
+  m.time_ms = 1;
+  m.applied_sequence = 42;
+  m.files.push_back(FileEntry{"db/000005.ldb", 10, 7, {{"aa", 4}, {"bb", 6}}});
+  auto back = ManifestFromJson(ManifestToJson(m), "m");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back.value().files[0].chunks[1].id, "bb");
+  m.files[0].size = 11;
+  EXPECT_TRUE(ManifestFromJson(ManifestToJson(m), "m").status().IsCorruption());
+  m.files[0] = FileEntry{"../etc/passwd", 0, 0, {}};
+  EXPECT_TRUE(ManifestFromJson(ManifestToJson(m), "m").status().IsCorruption());
+}
+
+TEST(Retention, KeepLastDailyWeekly) {
+  std::vector<Manifest> ms;
+  const int64_t day = 86400000;
+  for (int i = 0; i < 30; i++) {  // two backups a day for 15 days, oldest first
+    Manifest m;
+    m.time_ms = 1700000000000 + i * day / 2;
+    ms.push_back(m);
+  }
+  PruneOptions o;
+  o.keep_last = 3;
+  auto keep = RetentionKeeps(ms, o);
+  EXPECT_EQ(std::count(keep.begin(), keep.end(), true), 3);
+  EXPECT_TRUE(keep[29] && keep[28] && keep[27]);
+  o.keep_last = 0;
+  o.keep_daily = 5;
+  keep = RetentionKeeps(ms, o);
+  EXPECT_EQ(std::count(keep.begin(), keep.end(), true), 5);
+  o.keep_weekly = 3;
+  keep = RetentionKeeps(ms, o);
+  EXPECT_GE(std::count(keep.begin(), keep.end(), true), 5);
+  EXPECT_LE(std::count(keep.begin(), keep.end(), true), 8);
+}
+
+TEST(Interval, Parses) {
+  int64_t ms;
+  EXPECT_TRUE(ParseInterval("6h", &ms));
+  EXPECT_EQ(ms, 6 * 3600 * 1000);
+  EXPECT_TRUE(ParseInterval("off", &ms));
+  EXPECT_EQ(ms, 0);
+  EXPECT_FALSE(ParseInterval("6", &ms));
+  EXPECT_FALSE(ParseInterval("h", &ms));
+  EXPECT_FALSE(ParseInterval("0m", &ms));
+  EXPECT_FALSE(ParseInterval("-1h", &ms));
+}
+
+}  // namespace
+}  // namespace levee::backup
