@@ -1,6 +1,8 @@
 #include "backup/ops.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <leveldb/db.h>
 #include <leveldb/env.h>
 #include <unistd.h>
@@ -23,12 +25,14 @@ namespace {
 
 // Runs fn(0..n-1) on `threads` threads; stops handing out work at the first
 // error (returned) or when *cancel is set.
-Status RunParallel(size_t n, int threads, const std::atomic<bool>* cancel, const std::function<Status(size_t)>& fn) {
+Status RunParallel(size_t n, int threads, const std::atomic<bool>* cancel, const std::function<Status(size_t)>& fn,
+                   bool background = false) {
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex mu;
   Status first;
   auto worker = [&] {
+    if (background) LowerThreadPriority();
     for (;;) {
       if (failed.load() || (cancel != nullptr && cancel->load())) return;
       size_t i = next.fetch_add(1);
@@ -43,8 +47,8 @@ Status RunParallel(size_t n, int threads, const std::atomic<bool>* cancel, const
   };
   std::vector<std::thread> pool;
   int k = std::max(1, std::min<int>(threads, static_cast<int>(std::max<size_t>(n, 1))));
-  for (int i = 1; i < k; i++) pool.emplace_back(worker);
-  worker();
+  for (int i = background ? 0 : 1; i < k; i++) pool.emplace_back(worker);
+  if (!background) worker();
   for (auto& t : pool) t.join();
   if (!first.ok()) return first;
   if (cancel != nullptr && cancel->load()) return Status::IOError("cancelled");
@@ -166,8 +170,10 @@ StatusOr<Manifest> CreateBackup(Repository& repo, Source& source, const CreateOp
     m.files[t.file].chunks[t.index].id = id;  // each task owns its slot
     if (o.progress) o.progress->Add(t.size, t.offset + t.size == m.files[t.file].size ? 1 : 0);
     return Status::OK();
-  });
+  }, o.background);
   LEVEE_RETURN_IF_ERROR(st);
+  // Every object durable before the manifest that names them.
+  LEVEE_RETURN_IF_ERROR(repo.store()->Flush());
   auto digest = source.Digest();
   if (!digest.ok()) return Status::IOError("computing the digest at the backup's barrier: " + digest.status().message());
   m.digest = digest.value();
@@ -258,7 +264,7 @@ StatusOr<Manifest> RestoreBackup(Repository& repo, const std::string& id, const 
     }
     if (o.progress) o.progress->Add(c.size, t.index + 1 == f.chunks.size() ? 1 : 0);
     return Status::OK();
-  });
+  }, o.background);
   LEVEE_RETURN_IF_ERROR(st);
   for (size_t i = 0; i < fds.size(); i++) {
     if (::ftruncate(fds[i], static_cast<off_t>(m.files[i].size)) != 0 || ::fsync(fds[i]) != 0) {
@@ -316,7 +322,7 @@ StatusOr<VerifyReport> VerifyBackup(Repository& repo, const std::string& id, con
     r.bytes += where.first;
     if (o.progress) o.progress->Add(where.first, 1);
     return Status::OK();
-  });
+  }, o.background);
   LEVEE_RETURN_IF_ERROR(st);
   std::sort(r.problems.begin(), r.problems.end());
   if (!o.deep || !r.problems.empty()) return r;
@@ -373,6 +379,12 @@ StatusOr<VerifyReport> VerifyBackup(Repository& repo, const std::string& id, con
                          r.manifest.digest);
   }
   return r;
+}
+
+void LowerThreadPriority() {
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+  // ioprio_set(IOPRIO_WHO_PROCESS, this thread, best effort class, level 7)
+  ::syscall(SYS_ioprio_set, 1, ::gettid(), (2 << 13) | 7);
 }
 
 bool ParseInterval(const std::string& s, int64_t* ms) {

@@ -20,7 +20,14 @@ struct TransferOptions {
   uint64_t max_bytes_per_sec = 0;  // 0: no limit
   Progress* progress = nullptr;
   const std::atomic<bool>* cancel = nullptr;
+  // Run the worker threads at low CPU and I/O priority (inside the server,
+  // so the foreground keeps its latency).
+  bool background = false;
 };
+
+// Lowers the calling thread's CPU (nice 10) and I/O (best effort, lowest)
+// priority.
+void LowerThreadPriority();
 
 struct CreateOptions : TransferOptions {
   uint64_t chunk_bytes = 32ull << 20;  // files are stored in pieces of at most this size

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "backup/ops.h"
 #include "common/coding.h"
 #include "storage/checkpoint.h"
 #include "storage/digest.h"
@@ -104,6 +105,7 @@ StatusOr<std::unique_ptr<CheckpointLease>> CheckpointLease::Take(storage::Engine
     CheckpointLease* l = lease.get();
     int64_t at = lease->info_.time_ms;
     lease->digest_thread_ = std::thread([l, engine, snapshot, at] {
+      LowerThreadPriority();  // a full read of the data: behind the foreground
       leveldb::ReadOptions ro;
       ro.snapshot = snapshot;
       ro.fill_cache = false;

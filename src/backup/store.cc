@@ -63,19 +63,34 @@ class FileStore final : public Store {
       }
       done += static_cast<size_t>(n);
     }
-    if (err == 0 && ::fdatasync(fd) != 0) err = errno;
+    // Objects are made durable together by Flush (one syncfs); the small
+    // keys written last (manifests, config, locks) each on their own.
+    bool object = key.rfind("objects/", 0) == 0;
+    if (err == 0 && !object && ::fdatasync(fd) != 0) err = errno;
     ::close(fd);
     if (err == 0 && ::rename(tmp.c_str(), p.c_str()) != 0) err = errno;
     if (err != 0) {
       ::unlink(tmp.c_str());
       return ErrnoStatus("repository " + url_ + ": cannot write " + p.string(), err);
     }
-    int dfd = ::open(p.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-      ::fsync(dfd);
-      ::close(dfd);
+    if (!object) {
+      int dfd = ::open(p.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dfd >= 0) {
+        ::fsync(dfd);
+        ::close(dfd);
+      }
     }
     sent_ += data.size();
+    return Status::OK();
+  }
+
+  Status Flush() override {
+    int fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus("repository " + url_ + ": cannot open " + root_, errno);
+    int rc = ::syncfs(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return ErrnoStatus("repository " + url_ + ": cannot sync " + root_, err);
     return Status::OK();
   }
 

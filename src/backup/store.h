@@ -63,6 +63,9 @@ class Store {
   virtual Status List(const std::string& prefix, std::vector<StoreEntry>* out) = 0;
   // Deleting a key that does not exist is not an error.
   virtual Status Delete(const std::string& key) = 0;
+  // Makes every Put so far durable (a directory store writes objects
+  // without fsync and syncs the file system once, before the manifest).
+  virtual Status Flush() { return Status::OK(); }
 
   // Bytes moved by Put and Get (for progress and metrics).
   uint64_t bytes_sent() const { return sent_.load(); }

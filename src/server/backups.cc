@@ -181,6 +181,7 @@ void BackupService::RunBackup(const std::string& why) {
   o.chunk_bytes = static_cast<uint64_t>(c.GetInt("backup-chunk-mb")) << 20;
   o.progress = &progress;
   o.cancel = &cancel_;
+  o.background = true;
   logging::Info("backup", "backup started",
                 {{"repo", repo_url}, {"applied_sequence", lease->info().applied_sequence},
                  {"barrier_us", lease->info().barrier_us}, {"files", lease->info().files.size()}});
@@ -226,6 +227,7 @@ void BackupService::RunVerify() {
   o.parallelism = static_cast<int>(c.GetInt("backup-parallelism"));
   o.max_bytes_per_sec = static_cast<uint64_t>(c.GetInt("backup-max-bytes-per-sec"));
   o.cancel = &cancel_;
+  o.background = true;
   StatusOr<backup::VerifyReport> r = repo.ok() ? backup::VerifyBackup(*repo.value(), "latest", o)
                                                 : StatusOr<backup::VerifyReport>(repo.status());
   if (r.ok() && r.value().problems.empty()) {

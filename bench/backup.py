@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Backup and restore speed against cp and restic, on one >= 2 GB data dir,
+in one run (bench/README.md; issue 6's bars).
+
+1. A levee server is filled with --gb of incompressible 4 KB values under
+   random keys (so LevelDB compacts as it would in service).
+2. Timed, each from a warm page cache: `cp -r DATA && sync` (the disk
+   ceiling: levee's backup is durable, so the copy is synced too),
+   `restic backup DATA` to a local repository (Debian's restic 0.14), and
+   `levee backup create --server` to file:// (unlimited rate).
+3. --incr-pct more data is written (random keys: compaction rewrites
+   tables, as in service), then both tools back up again: time and bytes
+   added to each repository.
+4. Restores: `cp -r` of the copy + sync, `restic restore`, `levee backup
+   restore`.
+5. Foreground latency: redis-benchmark (SET/GET, 50 clients) p99 without a
+   backup, then while a server-side backup (BACKUP RUN, the default rate
+   limit) copies the whole data set to a fresh repository.
+
+Bars: full backup >= 0.8x cp's throughput and >= 2.5x restic's; restore
+>= 0.8x cp; p99 during a backup <= 1.2x without. Exit 1 when one is
+missed (--no-bars to only report). JSON summary on the last line.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "integration"))
+from conftest import LEVEE, Levee, wait_until  # noqa: E402
+
+
+def timed(cmd, env=None):
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, shell=isinstance(cmd, str), capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise SystemExit(f"{cmd} failed: {r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    return time.monotonic() - t0, r.stdout
+
+
+def du(path):
+    return int(subprocess.run(["du", "-sb", path], capture_output=True, text=True).stdout.split()[0])
+
+
+def fill(server, nbytes, seed):
+    c = server.client(socket_timeout=120)
+    rnd = random.Random(seed)
+    pipe = c.pipeline(transaction=False)
+    n = nbytes // 4096
+    for i in range(n):
+        pipe.set(rnd.randbytes(16), os.urandom(4000))
+        if i % 256 == 255:
+            pipe.execute()
+    pipe.execute()
+
+
+def settle(data):
+    """Waits until LevelDB's compactions are done: the table files stay the
+    same for three seconds (polled, with a deadline)."""
+    seen = {"files": None, "since": time.monotonic()}
+
+    def quiet():
+        files = sorted(os.listdir(os.path.join(data, "db")))
+        if files != seen["files"]:
+            seen["files"], seen["since"] = files, time.monotonic()
+        return time.monotonic() - seen["since"] >= 3
+
+    wait_until(quiet, 900, interval=0.5, what="compactions to finish")
+
+
+def p99(port, seconds_of_load):
+    # -n sized to run about seconds_of_load on this machine.
+    r = subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set,get", "-n", str(seconds_of_load * 12000),
+                        "-c", "50", "-d", "200", "-r", "1000000", "--csv"], capture_output=True, text=True)
+    out = {}
+    for line in r.stdout.splitlines()[1:]:
+        f = [x.strip('"') for x in line.split(",")]
+        out[f[0]] = {"rps": float(f[1]), "p99_ms": float(f[6])}
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gb", type=float, default=2.2)
+    ap.add_argument("--incr-pct", type=float, default=5.5)
+    ap.add_argument("--no-bars", action="store_true")
+    ap.add_argument("--dir", default=None, help="scratch directory (default: a temp dir)")
+    a = ap.parse_args()
+    root = tempfile.mkdtemp(prefix="levee-bench-backup-", dir=a.dir)
+    env = dict(os.environ, RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=os.path.join(root, "restic-cache"))
+    data = os.path.join(root, "data")
+    s = Levee(data).start()
+    res = {}
+    try:
+        t0 = time.monotonic()
+        fill(s, int(a.gb * 2**30), 1)
+        res["fill_s"] = time.monotonic() - t0
+        size = du(data)
+        res["data_bytes"] = size
+        print(f"data dir: {size / 2**30:.2f} GiB (filled in {res['fill_s']:.0f} s)", file=sys.stderr)
+        settle(data)
+        timed(f"cat {data}/db/* > /dev/null")  # warm the page cache for everyone
+
+        res["cp_s"], _ = timed(f"cp -r {data} {root}/cp && sync")
+        timed(["restic", "init", "--repo", f"{root}/restic"], env)
+        res["restic_s"], _ = timed(["restic", "backup", "--repo", f"{root}/restic", data], env)
+        repo = f"file://{root}/levee-repo"
+        res["levee_s"], out = timed([LEVEE, "backup", "create", "--server", f"127.0.0.1:{s.port}", "--repo", repo,
+                                     "--json"])
+        full = json.loads(out.splitlines()[-1])
+        res["levee_full"] = {k: full[k] for k in ("bytes", "new_bytes", "new_stored_bytes", "barrier_us", "files")}
+
+        fill(s, int(a.gb * 2**30 * a.incr_pct / 100), 2)
+        settle(data)
+        restic_before = du(f"{root}/restic")
+        res["restic_incr_s"], _ = timed(["restic", "backup", "--repo", f"{root}/restic", data], env)
+        res["restic_incr_added_bytes"] = du(f"{root}/restic") - restic_before
+        res["levee_incr_s"], out = timed([LEVEE, "backup", "create", "--server", f"127.0.0.1:{s.port}", "--repo", repo,
+                                          "--json"])
+        incr = json.loads(out.splitlines()[-1])
+        res["levee_incr"] = {k: incr[k] for k in ("bytes", "read_bytes", "new_bytes", "new_stored_bytes", "barrier_us")}
+        res["data_bytes_after"] = incr["bytes"]
+
+        res["cp_restore_s"], _ = timed(f"cp -r {root}/cp {root}/cp-restored && sync")
+        res["restic_restore_s"], _ = timed(["restic", "restore", "latest", "--repo", f"{root}/restic", "--target",
+                                            f"{root}/restic-restored"], env)
+        res["levee_restore_s"], _ = timed(f"{LEVEE} backup restore --repo {repo} --data-dir {root}/levee-restored && sync")
+        for d in ("cp", "cp-restored", "restic-restored"):
+            shutil.rmtree(os.path.join(root, d), ignore_errors=True)
+
+        # Foreground latency without and with a server-side backup running.
+        s2_repo = f"file://{root}/server-repo"
+        s.stop()
+        s = Levee(data, extra_args=["--backup-repo", s2_repo, "--backup-schedule", "off"]).start()
+        res["p99_idle"] = p99(s.port, 10)
+        s.client().execute_command("BACKUP", "RUN")
+        wait_until(lambda: dict(zip(*[iter(s.client().execute_command("BACKUP", "STATUS"))] * 2))[b"running"] == 1, 10,
+                   what="the backup to start")
+        res["p99_backup"] = p99(s.port, 10)
+        still = dict(zip(*[iter(s.client().execute_command("BACKUP", "STATUS"))] * 2))[b"running"] == 1
+        res["backup_ran_throughout"] = bool(still)
+        wait_until(lambda: dict(zip(*[iter(s.client().execute_command("BACKUP", "STATUS"))] * 2))[b"running"] == 0,
+                   600, what="the backup to end")
+    finally:
+        s.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+    gib = res["data_bytes"] / 2**30
+    r = {
+        "full_vs_cp": res["cp_s"] / res["levee_s"],
+        "full_vs_restic": res["restic_s"] / res["levee_s"],
+        "restore_vs_cp": res["cp_restore_s"] / res["levee_restore_s"],
+        "p99_set": res["p99_backup"]["SET"]["p99_ms"] / res["p99_idle"]["SET"]["p99_ms"],
+        "p99_get": res["p99_backup"]["GET"]["p99_ms"] / res["p99_idle"]["GET"]["p99_ms"],
+    }
+    res["ratios"] = r
+    print(f"full backup of {gib:.2f} GiB: cp+sync {res['cp_s']:.1f} s, restic {res['restic_s']:.1f} s, "
+          f"levee {res['levee_s']:.1f} s -> {r['full_vs_cp']:.2f}x cp, {r['full_vs_restic']:.2f}x restic", file=sys.stderr)
+    print(f"incremental (+{a.incr_pct}%): restic {res['restic_incr_s']:.1f} s adding "
+          f"{res['restic_incr_added_bytes'] / 2**20:.0f} MiB; levee {res['levee_incr_s']:.1f} s uploading "
+          f"{res['levee_incr']['new_stored_bytes'] / 2**20:.0f} MiB (read {res['levee_incr']['read_bytes'] / 2**20:.0f} MiB)",
+          file=sys.stderr)
+    print(f"restore: cp+sync {res['cp_restore_s']:.1f} s, restic {res['restic_restore_s']:.1f} s, levee "
+          f"{res['levee_restore_s']:.1f} s -> {r['restore_vs_cp']:.2f}x cp", file=sys.stderr)
+    print(f"p99 SET {res['p99_idle']['SET']['p99_ms']} -> {res['p99_backup']['SET']['p99_ms']} ms ({r['p99_set']:.2f}x), "
+          f"GET {res['p99_idle']['GET']['p99_ms']} -> {res['p99_backup']['GET']['p99_ms']} ms ({r['p99_get']:.2f}x); "
+          f"backup still running at the end: {res['backup_ran_throughout']}", file=sys.stderr)
+    print(json.dumps(res))
+    missed = [name for name, bad in (("full >= 0.8x cp", r["full_vs_cp"] < 0.8),
+                                     ("full >= 2.5x restic", r["full_vs_restic"] < 2.5),
+                                     ("restore >= 0.8x cp", r["restore_vs_cp"] < 0.8),
+                                     ("p99 <= 1.2x", max(r["p99_set"], r["p99_get"]) > 1.2)) if bad]
+    if missed:
+        print("missed: " + ", ".join(missed), file=sys.stderr)
+    return 1 if missed and not a.no_bars else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
