@@ -86,12 +86,36 @@ def p99(port, seconds_of_load):
     return out
 
 
+def latency(a, s, root, data, res):
+    """p99 without and with a server-side backup (default rate limit) running."""
+    s.stop()
+    s = Levee(data, extra_args=["--backup-repo", f"file://{root}/server-repo", "--backup-schedule", "off"] +
+              a.server_args.split()).start()
+    status = lambda: dict(zip(*[iter(s.client().execute_command("BACKUP", "STATUS"))] * 2))  # noqa: E731
+    res["p99_idle"] = p99(s.port, 10)
+    s.client().execute_command("BACKUP", "RUN")
+    wait_until(lambda: status()[b"running"] == 1, 10, what="the backup to start")
+    res["p99_backup"] = p99(s.port, 10)
+    res["backup_ran_throughout"] = status()[b"running"] == 1
+    wait_until(lambda: status()[b"running"] == 0, 600, what="the backup to end")
+    if a.p99_only:
+        print(f"p99 SET {res['p99_idle']['SET']['p99_ms']} -> {res['p99_backup']['SET']['p99_ms']} ms, GET "
+              f"{res['p99_idle']['GET']['p99_ms']} -> {res['p99_backup']['GET']['p99_ms']} ms; throughout: "
+              f"{res['backup_ran_throughout']}", file=sys.stderr)
+        s.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        sys.exit(0)
+    return s
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=2.2)
     ap.add_argument("--incr-pct", type=float, default=5.5)
     ap.add_argument("--no-bars", action="store_true")
     ap.add_argument("--dir", default=None, help="scratch directory (default: a temp dir)")
+    ap.add_argument("--p99-only", action="store_true", help="only the foreground-latency part")
+    ap.add_argument("--server-args", default="", help="extra levee serve flags for the latency part")
     a = ap.parse_args()
     root = tempfile.mkdtemp(prefix="levee-bench-backup-", dir=a.dir)
     env = dict(os.environ, RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=os.path.join(root, "restic-cache"))
@@ -106,6 +130,8 @@ def main():
         res["data_bytes"] = size
         print(f"data dir: {size / 2**30:.2f} GiB (filled in {res['fill_s']:.0f} s)", file=sys.stderr)
         settle(data)
+        if a.p99_only:
+            return latency(a, s, root, data, res)
         timed(f"cat {data}/db/* > /dev/null")  # warm the page cache for everyone
 
         res["cp_s"], _ = timed(f"cp -r {data} {root}/cp && sync")
@@ -135,19 +161,7 @@ def main():
         for d in ("cp", "cp-restored", "restic-restored"):
             shutil.rmtree(os.path.join(root, d), ignore_errors=True)
 
-        # Foreground latency without and with a server-side backup running.
-        s2_repo = f"file://{root}/server-repo"
-        s.stop()
-        s = Levee(data, extra_args=["--backup-repo", s2_repo, "--backup-schedule", "off"]).start()
-        res["p99_idle"] = p99(s.port, 10)
-        s.client().execute_command("BACKUP", "RUN")
-        wait_until(lambda: dict(zip(*[iter(s.client().execute_command("BACKUP", "STATUS"))] * 2))[b"running"] == 1, 10,
-                   what="the backup to start")
-        res["p99_backup"] = p99(s.port, 10)
-        still = dict(zip(*[iter(s.client().execute_command("BACKUP", "STATUS"))] * 2))[b"running"] == 1
-        res["backup_ran_throughout"] = bool(still)
-        wait_until(lambda: dict(zip(*[iter(s.client().execute_command("BACKUP", "STATUS"))] * 2))[b"running"] == 0,
-                   600, what="the backup to end")
+        s = latency(a, s, root, data, res)
     finally:
         s.stop()
         shutil.rmtree(root, ignore_errors=True)
