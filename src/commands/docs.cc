@@ -72,6 +72,7 @@ const std::map<std::string, std::string, std::less<>>& SyntaxTable() {
       {"command", "[subcommand [argument ...]]"},
       {"config", "subcommand [argument ...]"},
       {"debug", "subcommand [argument ...]"},
+      {"backup", "subcommand [argument ...]"},
       {"slowlog", "subcommand [argument ...]"},
       {"multi", ""},
       {"exec", ""},

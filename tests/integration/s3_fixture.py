@@ -88,7 +88,7 @@ class S3Store:
             except OSError:
                 if time.time() > deadline or self.proc.poll() is not None:
                     raise RuntimeError("s3rver did not start: %s" % self.proc.stderr.read())
-                time.sleep(0.1)
+                time.sleep(0.1)  # poll until s3rver listens (deadline above)
         store = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -115,7 +115,7 @@ class S3Store:
                         store.object_puts_started += 1
                         n = store.object_puts_started
                     while store.allow_object_puts is not None and n > store.allow_object_puts:
-                        time.sleep(0.05)  # held until the test lifts the limit
+                        time.sleep(0.05)  # poll: held until the test lifts the limit
                 conn = http.client.HTTPConnection("127.0.0.1", store.s3rver_port, timeout=60)
                 fwd = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "expect")}
                 conn.request(self.command, self.path, body=body if (body or self.command in ("PUT", "POST")) else None,
