@@ -12,6 +12,7 @@
 
 #include "backup/ops.h"
 #include "common/coding.h"
+#include "common/file.h"
 #include "storage/checkpoint.h"
 #include "storage/digest.h"
 #include "storage/engine.h"
@@ -142,22 +143,8 @@ Status CheckpointLease::Read(const std::string& path, uint64_t offset, size_t n,
   }
   if (f == nullptr) return Status::NotFound("file " + path + " is not part of this checkpoint");
   if (offset + n > f->size) return Status::InvalidArgument("read past the checkpoint's end of " + path);
-  std::string full = (fs::path(info_.data_dir) / f->local_path).string();
-  int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("cannot open " + full + " for a backup: " + std::strerror(errno));
-  out->resize(n);
-  size_t done = 0;
-  while (done < n) {
-    ssize_t r = ::pread(fd, out->data() + done, n - done, static_cast<off_t>(offset + done));
-    if (r <= 0) {
-      if (r < 0 && errno == EINTR) continue;
-      std::string why = r < 0 ? std::strerror(errno) : "file ended early";
-      ::close(fd);
-      return Status::IOError("cannot read " + full + " for a backup: " + why);
-    }
-    done += static_cast<size_t>(r);
-  }
-  ::close(fd);
+  Status st = ReadFileAt((fs::path(info_.data_dir) / f->local_path).string(), offset, n, out);
+  if (!st.ok()) return Status::IOError(st.message() + " (reading a checkpoint for a backup)");
   return Status::OK();
 }
 

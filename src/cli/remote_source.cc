@@ -1,11 +1,11 @@
 #include "cli/remote_source.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+
+#include "common/file.h"
 
 namespace levee::cli {
 namespace fs = std::filesystem;
@@ -159,24 +159,7 @@ Status RemoteSource::Read(const std::string& path, uint64_t offset, size_t n, st
     if (x.path == path) f = &x;
   }
   if (f == nullptr) return Status::NotFound(path + " is not in the checkpoint");
-  if (direct_) {
-    std::string full = (fs::path(info_.data_dir) / f->local_path).string();
-    int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::IOError("cannot open " + full + ": " + std::strerror(errno));
-    out->resize(n);
-    size_t done = 0;
-    while (done < n) {
-      ssize_t r = ::pread(fd, out->data() + done, n - done, static_cast<off_t>(offset + done));
-      if (r <= 0) {
-        if (r < 0 && errno == EINTR) continue;
-        ::close(fd);
-        return Status::IOError("cannot read " + full + (r < 0 ? std::string(": ") + std::strerror(errno) : ": file ended early"));
-      }
-      done += static_cast<size_t>(r);
-    }
-    ::close(fd);
-    return Status::OK();
-  }
+  if (direct_) return ReadFileAt((fs::path(info_.data_dir) / f->local_path).string(), offset, n, out);
   out->clear();
   constexpr size_t kPiece = 8 << 20;
   auto c = Take();

@@ -40,4 +40,23 @@ Status WriteFileAtomic(const std::string& path, const std::string& content, unsi
   return Status::OK();
 }
 
+Status ReadFileAt(const std::string& path, uint64_t offset, size_t n, std::string* out) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("cannot open " + path + ": " + std::strerror(errno));
+  out->resize(n);
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, out->data() + done, n - done, static_cast<off_t>(offset + done));
+    if (r <= 0) {
+      if (r < 0 && errno == EINTR) continue;
+      std::string why = r < 0 ? std::strerror(errno) : "file ended early";
+      ::close(fd);
+      return Status::IOError("cannot read " + path + ": " + why);
+    }
+    done += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  return Status::OK();
+}
+
 }  // namespace levee

@@ -1,6 +1,7 @@
 // Small file-system helpers shared by the modules.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "common/status.h"
@@ -12,5 +13,9 @@ namespace levee {
 // path and fsyncs the directory. The error names the path and the reason;
 // on failure the temporary file is removed and path is untouched.
 Status WriteFileAtomic(const std::string& path, const std::string& content, unsigned mode = 0644);
+
+// Reads exactly n bytes at offset of path into *out. The error names the
+// path and says whether it could not be opened, failed, or ended early.
+Status ReadFileAt(const std::string& path, uint64_t offset, size_t n, std::string* out);
 
 }  // namespace levee
