@@ -363,7 +363,8 @@ def test_full_resync_of_a_large_copy_resumes_after_a_cut(server_factory):
 
     def progress():
         i = info(r, "replication")
-        if i.get("master_sync_in_progress") != 1:
+        # In progress, and the primary's file list (the total) has arrived.
+        if i.get("master_sync_in_progress") != 1 or not i.get("master_sync_total_bytes"):
             return None
         return i["master_sync_total_bytes"], i["master_sync_read_bytes"]
 
