@@ -1,21 +1,41 @@
 #!/usr/bin/env bash
-# Installs everything levee needs to build, test and benchmark, from Debian's
-# archive. Idempotent: packages already present are not reinstalled, and apt is
-# not touched at all when nothing is missing.
+# Installs what levee needs from Debian's archive. Idempotent: packages already
+# present are not reinstalled, and apt is not touched when nothing is missing.
+#
+#   scripts/install-deps.sh                  everything: build, runtime, tests, benchmarks
+#   scripts/install-deps.sh build            what compiling levee needs
+#   scripts/install-deps.sh runtime          what the built binary needs to run (the image's last stage)
+#
+# The Docker image (deploy/docker/Dockerfile) runs this same script, so the
+# image installs what a fresh machine installs.
 set -euo pipefail
 
-packages=(
-  # build
+build=(
   cmake g++ ninja-build pkg-config
-  # libraries
   libleveldb-dev libsnappy-dev libasio-dev libcli11-dev libyaml-cpp-dev
   libspdlog-dev nlohmann-json3-dev libssl-dev zlib1g-dev libzstd-dev
   libsodium-dev libcurl4-openssl-dev
-  # tests and benchmarks
-  libgtest-dev libbenchmark-dev python3-pytest python3-redis python3-hiredis
-  redis-server redis-tools redis-sentinel haproxy prometheus tmux iproute2 iptables
-  awscli python3-botocore restic
 )
+# The shared libraries the binary links (readelf NEEDED; a test checks this
+# list against the built binary), certificates for https object stores, and
+# redis-cli for the Kubernetes init step that asks Sentinel for the primary.
+runtime=(
+  libleveldb1d libsnappy1v5 libyaml-cpp0.7 zlib1g libcurl4 libsodium23 libzstd1
+  libssl3 libstdc++6 libgcc-s1 libc6 ca-certificates redis-tools
+)
+tests=(
+  libgtest-dev libbenchmark-dev python3-pytest python3-redis python3-hiredis
+  python3-kubernetes python3-yaml
+  redis-server redis-tools redis-sentinel haproxy prometheus tmux iproute2 iptables
+  awscli python3-botocore restic openssl
+)
+
+case "${1:-all}" in
+  build) packages=("${build[@]}") ;;
+  runtime) packages=("${runtime[@]}") ;;
+  all) packages=("${build[@]}" "${runtime[@]}" "${tests[@]}") ;;
+  *) echo "install-deps: unknown group '$1' (use build, runtime or nothing for all)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

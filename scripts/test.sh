@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/build.sh
-# JavaScript test tools (s3rver) from npm, pinned by package-lock.json.
-if [ ! -x tests/tools/node_modules/.bin/s3rver ]; then
+# JavaScript test tools from npm (s3rver, kubernetes-models, hcl2json), pinned
+# by package-lock.json; reinstalled when the lock file changes.
+if [ ! -e tests/tools/node_modules/.package-lock.json ] || [ tests/tools/package-lock.json -nt tests/tools/node_modules/.package-lock.json ]; then
   (cd tests/tools && npm ci --no-audit --no-fund --loglevel=error)
 fi
 echo "== unit tests (ctest)"
