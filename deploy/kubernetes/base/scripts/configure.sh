@@ -1,0 +1,98 @@
+#!/bin/sh
+# levee's init step in Kubernetes: writes the configuration levee starts with
+# to $LEVEE_CONFIG_OUT (an emptyDir), the ConfigMap's file plus this pod's
+# replication settings, and the role it chose to $LEVEE_ROLE_OUT.
+#
+# Who is the primary, in this order:
+#   1. LEVEE_UPSTREAM (host:port, second region): ordinal 0 replicates from it,
+#      the other ordinals from this region's ordinal 0 (one stream crosses
+#      the regions and fans out here).
+#   2. Sentinel, when LEVEE_SENTINELS lists any (host:port ...): the first
+#      that answers SENTINEL get-master-addr-by-name decides; if it names
+#      this pod, this pod is the primary.
+#   3. Nobody has an opinion yet (first start): ordinal 0 is the primary,
+#      the others replicate from it.
+#
+# Environment: POD_NAME, POD_NAMESPACE (downward API), LEVEE_HEADLESS_SERVICE,
+# LEVEE_CLUSTER_DOMAIN, LEVEE_PORT, LEVEE_SENTINELS, LEVEE_MASTER_NAME,
+# LEVEE_UPSTREAM, LEVEE_REPLICA_PRIORITY, LEVEE_CONFIG_SRC, LEVEE_CONFIG_OUT,
+# LEVEE_ROLE_OUT.
+set -eu
+
+src=${LEVEE_CONFIG_SRC:-/etc/levee/levee.yaml}
+out=${LEVEE_CONFIG_OUT:-/run/levee/levee.yaml}
+role_out=${LEVEE_ROLE_OUT:-/run/levee/role}
+pod=${POD_NAME:?POD_NAME must be set from the downward API (metadata.name)}
+ns=${POD_NAMESPACE:-default}
+headless=${LEVEE_HEADLESS_SERVICE:-levee-headless}
+domain=${LEVEE_CLUSTER_DOMAIN:-cluster.local}
+port=${LEVEE_PORT:-6379}
+master_name=${LEVEE_MASTER_NAME:-levee}
+
+ordinal=${pod##*-}
+case "$ordinal" in
+  '' | *[!0-9]*)
+    echo "configure: POD_NAME '$pod' does not end in -<ordinal>; levee's manifests run it as a StatefulSet" >&2
+    exit 1 ;;
+esac
+[ -r "$src" ] || { echo "configure: cannot read $src (the levee-config ConfigMap)" >&2; exit 1; }
+
+self="$pod.$headless.$ns.svc.$domain"
+first="${pod%-*}-0.$headless.$ns.svc.$domain"
+primary_host=""
+primary_port=""
+reason=""
+
+if [ -n "${LEVEE_UPSTREAM:-}" ]; then
+  if [ "$ordinal" = 0 ]; then
+    primary_host=${LEVEE_UPSTREAM%:*}
+    primary_port=${LEVEE_UPSTREAM##*:}
+    reason="ordinal 0 of the second region follows the upstream"
+  else
+    primary_host=$first
+    primary_port=$port
+    reason="replicas of the second region follow its ordinal 0"
+  fi
+else
+  for s in ${LEVEE_SENTINELS:-}; do
+    answer=$(redis-cli -h "${s%:*}" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$master_name" 2>/dev/null) || continue
+    host=$(echo "$answer" | sed -n 1p)
+    mport=$(echo "$answer" | sed -n 2p)
+    case "$mport" in '' | *[!0-9]*) continue ;; esac
+    if [ "$host" = "$self" ] || [ "$host" = "${POD_IP:-}" ]; then
+      reason="sentinel $s names this pod the primary"
+    else
+      primary_host=$host
+      primary_port=$mport
+      reason="sentinel $s names the primary"
+    fi
+    break
+  done
+  if [ -z "$reason" ]; then
+    if [ "$ordinal" = 0 ]; then
+      reason="no sentinel has an opinion; ordinal 0 starts as the primary"
+    else
+      primary_host=$first
+      primary_port=$port
+      reason="no sentinel has an opinion; replicating from ordinal 0"
+    fi
+  fi
+fi
+
+tmp="$out.tmp"
+grep -v -E '^(replicaof|replica-announce-ip|replica-announce-port|replica-priority):' "$src" > "$tmp" || true
+{
+  echo ""
+  echo "# Written by configure.sh for $pod: $reason."
+  if [ -n "$primary_host" ]; then
+    echo "replicaof: \"$primary_host $primary_port\""
+  else
+    echo "replicaof: \"\""
+  fi
+  echo "replica-announce-ip: \"$self\""
+  echo "replica-announce-port: $port"
+  [ -n "${LEVEE_REPLICA_PRIORITY:-}" ] && echo "replica-priority: $LEVEE_REPLICA_PRIORITY"
+} >> "$tmp"
+mv "$tmp" "$out"
+if [ -n "$primary_host" ]; then echo replica > "$role_out"; else echo primary > "$role_out"; fi
+echo "configure: $pod is $(cat "$role_out"): $reason" >&2
