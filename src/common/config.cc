@@ -100,6 +100,8 @@ std::vector<Config::Entry> MakeTable() {
        "file with the repository's encryption key, 64 hex digits (`levee backup keygen`); empty: unencrypted"},
       {"backup-schedule", T::kString, "6h", 0, 0, {}, true,
        "time between scheduled backups when backup-repo is set: 30m, 6h, 1d... or off"},
+      {"backup-schedule-role", T::kEnum, "any", 0, 0, {"any", "primary", "replica"}, true,
+       "which servers run the schedule: any, only the primary, or only replicas (one backup stream per replicated set)"},
       {"backup-verify-schedule", T::kString, "24h", 0, 0, {}, true,
        "time between scheduled verifications (every object rehashed) of the newest backup, or off"},
       {"backup-keep-last", T::kInt, "7", 0, 1000000, {}, true, "retention after each scheduled backup: newest backups kept"},

@@ -101,6 +101,13 @@ StatusOr<std::unique_ptr<backup::Repository>> BackupService::OpenRepo(bool creat
   return backup::Repository::Open(c.GetString("backup-repo"), o);
 }
 
+bool BackupService::ScheduledHere() {
+  std::string role = server_->config().GetString("backup-schedule-role");
+  if (role == "primary") return !server_->ReplicaMode();
+  if (role == "replica") return server_->ReplicaMode();
+  return true;
+}
+
 void BackupService::Schedule() {
   int64_t now = WallMs();
   int64_t next_backup = 0, next_verify = 0;
@@ -128,8 +135,14 @@ void BackupService::Schedule() {
     // A schedule changed by CONFIG SET takes effect from now.
     next_backup = std::min(next_backup, plan("backup-schedule", now));
     next_verify = std::min(next_verify, plan("backup-verify-schedule", now));
-    bool backup_due = configured && (run_now_ || now >= next_backup);
-    bool verify_due = configured && now >= next_verify;
+    // backup-schedule-role: in a replicated set only the servers of the
+    // chosen role run the schedule (one backup stream, not one per pod).
+    if (configured && !ScheduledHere()) {
+      if (now >= next_backup) next_backup = plan("backup-schedule", now);
+      if (now >= next_verify) next_verify = plan("backup-verify-schedule", now);
+    }
+    bool backup_due = configured && (run_now_ || (now >= next_backup && ScheduledHere()));
+    bool verify_due = configured && now >= next_verify && ScheduledHere();
     if (suspended_ || (!backup_due && !verify_due)) continue;
     run_now_ = false;
     running_ = true;
@@ -457,6 +470,17 @@ void BackupService::RegisterMetrics(observe::Registry* reg) {
     std::lock_guard<std::mutex> l(mu_);
     return running_ ? 1.0 : 0.0;
   });
+  add("levee_backup_schedule_seconds",
+      "The backup-schedule interval in seconds (0: this server runs no scheduled backups); alerts compare backup age with it.",
+      Type::kGauge, [this] {
+        Config& c = server_->config();
+        int64_t ms = 0;
+        if (c.GetString("backup-repo").empty() || !ScheduledHere() ||
+            !backup::ParseInterval(c.GetString("backup-schedule"), &ms)) {
+          return 0.0;
+        }
+        return static_cast<double>(ms) / 1000;
+      });
   add("levee_backup_frozen", "1 while BACKUP FREEZE holds writes.", Type::kGauge, [this] {
     std::lock_guard<std::mutex> l(mu_);
     return frozen_ ? 1.0 : 0.0;

@@ -67,6 +67,8 @@ class BackupService final : public commands::Backups {
   std::map<std::string, Lease> leases_;
   bool suspended_ = false, stopping_ = false, run_now_ = false, running_ = false;
   std::atomic<bool> cancel_{false};
+  // Whether this server's role (backup-schedule-role) runs the schedule.
+  bool ScheduledHere();
   std::thread scheduler_;
 
   bool frozen_ = false, thaw_ = false;

@@ -347,6 +347,30 @@ def test_scheduled_backups_retention_and_metrics(server_factory, tmpdir_path):
     assert "backup done" in s.read_log()
 
 
+def test_schedule_role_primary_backs_up_once_per_replicated_set_and_follows_promotion(server_factory, tmpdir_path):
+    """The Kubernetes manifests give every pod the same settings with
+    backup-schedule-role primary: only the primary runs the schedule, and
+    after a promotion the new primary does."""
+    repo = "file://" + os.path.join(tmpdir_path, "repo")
+    args = ["--backup-repo", repo, "--backup-schedule", "1s", "--backup-verify-schedule", "off",
+            "--backup-schedule-role", "primary"]
+    primary = server_factory(extra_args=args)
+    replica = server_factory(extra_args=args + ["--replicaof", f"127.0.0.1:{primary.port}"])
+    fill(primary.client(), 200, 100)
+    wait_until(lambda: metrics(primary)["levee_backup_last_success_timestamp_seconds"] > 0, 30,
+               what="the primary's scheduled backup")
+    assert metrics(primary)["levee_backup_schedule_seconds"] == 1
+    m = metrics(replica)
+    assert m["levee_backup_schedule_seconds"] == 0 and m["levee_backup_last_success_timestamp_seconds"] == 0
+    # Promote the replica: it takes the schedule over; the old primary, now
+    # its replica, stops.
+    primary.stop()
+    replica.client().execute_command("REPLICAOF", "NO", "ONE")
+    wait_until(lambda: metrics(replica)["levee_backup_last_success_timestamp_seconds"] > 0, 30,
+               what="the promoted replica's scheduled backup")
+    assert metrics(replica)["levee_backup_schedule_seconds"] == 1
+
+
 def test_server_side_failure_shows_in_metrics_and_log_and_serving_goes_on(server_factory, tmpdir_path):
     port = free_port()
     s = server_factory(extra_args=["--backup-repo", f"s3://b/p?endpoint=http://127.0.0.1:{port}&path_style=true"],

@@ -85,7 +85,7 @@ grep -v -E '^(replicaof|replica-announce-ip|replica-announce-port|replica-priori
   echo ""
   echo "# Written by configure.sh for $pod: $reason."
   if [ -n "$primary_host" ]; then
-    echo "replicaof: \"$primary_host $primary_port\""
+    echo "replicaof: \"$primary_host:$primary_port\""
   else
     echo "replicaof: \"\""
   fi
