@@ -1,0 +1,118 @@
+# A regional GKE cluster for levee: private nodes (no public IPs), Workload
+# Identity, Dataplane V2 (NetworkPolicy enforced), the GCE persistent disk
+# CSI driver, and a node pool sized for levee with its own least-privileged
+# node service account.
+
+resource "google_service_account" "nodes" {
+  account_id   = "${substr(var.name, 0, 20)}-nodes"
+  display_name = "GKE nodes of ${var.name} (logging, monitoring, image pulls only)"
+}
+
+resource "google_project_iam_member" "nodes" {
+  for_each = toset([
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+    "roles/monitoring.viewer",
+    "roles/stackdriver.resourceMetadata.writer",
+    "roles/artifactregistry.reader",
+  ])
+  project = var.project_id
+  role    = each.value
+  member  = "serviceAccount:${google_service_account.nodes.email}"
+}
+
+resource "google_container_cluster" "this" {
+  name     = var.name
+  location = var.region
+
+  # Node pools are managed below; the default one is removed at creation.
+  remove_default_node_pool = true
+  initial_node_count       = 1
+  deletion_protection      = true
+
+  release_channel {
+    channel = "REGULAR"
+  }
+
+  workload_identity_config {
+    workload_pool = "${var.project_id}.svc.id.goog"
+  }
+
+  datapath_provider = "ADVANCED_DATAPATH"
+
+  private_cluster_config {
+    enable_private_nodes    = true
+    enable_private_endpoint = false
+    master_ipv4_cidr_block  = var.master_ipv4_cidr_block
+  }
+
+  master_authorized_networks_config {
+    dynamic "cidr_blocks" {
+      for_each = var.authorized_networks
+      content {
+        cidr_block   = cidr_blocks.value.cidr_block
+        display_name = cidr_blocks.value.display_name
+      }
+    }
+  }
+
+  ip_allocation_policy {}
+
+  addons_config {
+    gce_persistent_disk_csi_driver_config {
+      enabled = true
+    }
+  }
+
+  vertical_pod_autoscaling {
+    enabled = true
+  }
+
+  logging_config {
+    enable_components = ["SYSTEM_COMPONENTS", "WORKLOADS"]
+  }
+
+  monitoring_config {
+    enable_components = ["SYSTEM_COMPONENTS"]
+    managed_prometheus {
+      enabled = true
+    }
+  }
+}
+
+resource "google_container_node_pool" "levee" {
+  name       = "levee"
+  cluster    = google_container_cluster.this.id
+  node_count = var.nodes_per_zone
+
+  management {
+    auto_repair  = true
+    auto_upgrade = true
+  }
+
+  upgrade_settings {
+    max_surge       = 1
+    max_unavailable = 0
+  }
+
+  node_config {
+    machine_type    = var.node_machine_type
+    disk_type       = "pd-balanced"
+    disk_size_gb    = 100
+    service_account = google_service_account.nodes.email
+    oauth_scopes    = ["https://www.googleapis.com/auth/cloud-platform"]
+
+    workload_metadata_config {
+      mode = "GKE_METADATA"
+    }
+
+    shielded_instance_config {
+      enable_secure_boot          = true
+      enable_integrity_monitoring = true
+    }
+
+    labels = {
+      "levee.dev/pool" = "levee"
+    }
+  }
+}
