@@ -426,6 +426,19 @@ def run_probe(port, p, what, successes=1, max_failures=None):
         time.sleep(p.get("periodSeconds", 10))  # the manifest's probe period
 
 
+def seed_backup(data_dir, repo, key_file, values):
+    """A stopped server's data with these keys, backed up to repo."""
+    port = free_port()
+    p = subprocess.Popen([LEVEE, "serve", "--data-dir", str(data_dir), "--port", str(port), "--http-port", "0"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: redis.Redis(port=port).mset(values), 20, what="the seed server")
+    finally:
+        terminate(p)
+    subprocess.run([LEVEE, "backup", "create", "--data-dir", str(data_dir), "--repo", repo, "--key-file",
+                    str(key_file)], check=True, capture_output=True, timeout=120)
+
+
 def test_pod_run_single_overlay_restores_on_empty_becomes_ready_stays_live_and_stops_cleanly(tmp_path):
     objs = overlay("single")
     sts = find(objs, "StatefulSet", "levee")[0]
@@ -439,17 +452,7 @@ def test_pod_run_single_overlay_restores_on_empty_becomes_ready_stays_live_and_s
     # A backup to restore from: the pod's volume is empty, so the
     # restore-on-empty init container must bring it in.
     repo = "file://" + os.path.join(root, "repo")
-    seed = os.path.join(root, "seed")
-    port = free_port()
-    p = subprocess.Popen([LEVEE, "serve", "--data-dir", seed, "--port", str(port), "--http-port", "0"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: redis.Redis(port=port).ping(), 20, what="the seed server")
-        redis.Redis(port=port).mset({"restored:1": "yes", "restored:2": "also"})
-    finally:
-        terminate(p)
-    subprocess.run([LEVEE, "backup", "create", "--data-dir", seed, "--repo", repo, "--key-file", str(key_file)],
-                   check=True, capture_output=True, timeout=120)
+    seed_backup(os.path.join(root, "seed"), repo, key_file, {"restored:1": "yes", "restored:2": "also"})
 
     resp_port, http_port = free_port(), free_port()
     settings = yaml.safe_load(config_map(objs, "levee-config")["data"]["levee.yaml"])
@@ -501,16 +504,7 @@ def test_restore_on_empty_refuses_to_start_empty_when_the_repository_is_unreadab
                LEVEE_BIN=LEVEE, LEVEE_BACKUP_KEY_FILE=str(wrong))
     (tmp_path / "role").write_text("primary\n")
     repo = tmp_path / "repo"
-    seed = tmp_path / "seed"
-    port = free_port()
-    p = subprocess.Popen([LEVEE, "serve", "--data-dir", str(seed), "--port", str(port), "--http-port", "0"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_until(lambda: redis.Redis(port=port).set("k", "v"), 20, what="the seed server")
-    finally:
-        terminate(p)
-    subprocess.run([LEVEE, "backup", "create", "--data-dir", str(seed), "--repo", f"file://{repo}", "--key-file",
-                    str(key)], check=True, capture_output=True, timeout=120)
+    seed_backup(tmp_path / "seed", f"file://{repo}", key, {"k": "v"})
     script = os.path.join(SCRIPTS, "restore-on-empty.sh")
     out = subprocess.run(["/bin/sh", script], env=dict(env, LEVEE_BACKUP_REPO=f"file://{repo}"), capture_output=True,
                          text=True, timeout=60)
