@@ -212,8 +212,12 @@ def test_killed_backup_lists_nothing_and_the_next_reuses_its_uploads(server, s3,
     s3.allow_object_puts = 3
     p = subprocess.Popen([LEVEE, "backup", "create", "--server", server_addr(server), "--repo", repo, "--parallelism", "2"],
                          env=s3.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_until(lambda: s3.object_puts_started > 3, 60, what="uploads to hang")
-    uploaded = {path for m, path, st, n in s3.requests if m == "PUT" and "/objects/" in path}
+    def finished_puts():
+        return {path for m, path, st, n in s3.requests if m == "PUT" and "/objects/" in path}
+    # The third allowed upload may still be finishing when the fourth
+    # starts (two in flight): wait until all three are recorded.
+    wait_until(lambda: s3.object_puts_started > 3 and len(finished_puts()) >= 3, 60, what="uploads to hang")
+    uploaded = finished_puts()
     assert len(uploaded) == 3
     p.send_signal(signal.SIGKILL)
     p.wait()
