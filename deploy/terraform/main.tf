@@ -118,8 +118,10 @@ resource "google_service_account_iam_member" "workload_identity" {
   member             = "serviceAccount:${var.project_id}.svc.id.goog[${var.namespace}/levee]"
 }
 
-# HMAC keys for the same service account: levee signs its GCS requests with
-# them (gs:// through the XML API); put them in the levee-backup-hmac Secret.
+# levee reaches gs:// with the pod's Workload Identity token. An HMAC key of
+# the same service account is only for writers outside GKE (create_hmac_key);
+# levee prefers it when the levee-backup-hmac Secret holds one.
 resource "google_storage_hmac_key" "levee" {
+  count                 = var.create_hmac_key ? 1 : 0
   service_account_email = google_service_account.levee.email
 }

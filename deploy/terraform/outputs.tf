@@ -19,12 +19,12 @@ output "levee_gsa_email" {
 }
 
 output "levee_hmac_access_id" {
-  description = "aws_access_key_id of the levee-backup-hmac Secret."
-  value       = google_storage_hmac_key.levee.access_id
+  description = "aws_access_key_id of the levee-backup-hmac Secret (null unless create_hmac_key)."
+  value       = one(google_storage_hmac_key.levee[*].access_id)
 }
 
 output "levee_hmac_secret" {
-  description = "aws_secret_access_key of the levee-backup-hmac Secret."
-  value       = google_storage_hmac_key.levee.secret
+  description = "aws_secret_access_key of the levee-backup-hmac Secret (null unless create_hmac_key)."
+  value       = one(google_storage_hmac_key.levee[*].secret)
   sensitive   = true
 }

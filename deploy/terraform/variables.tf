@@ -72,3 +72,9 @@ variable "authorized_networks" {
   type        = list(object({ cidr_block = string, display_name = string }))
   default     = []
 }
+
+variable "create_hmac_key" {
+  description = "Also make an HMAC key for the backup service account (for the levee-backup-hmac Secret). levee uses Workload Identity without it; a key is a long-lived credential, so leave this off unless something outside GKE must write backups."
+  type        = bool
+  default     = false
+}

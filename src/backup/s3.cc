@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "backup/gce_token.h"
 #include "common/coding.h"
 
 namespace levee::backup {
@@ -135,7 +136,8 @@ struct Response {
 class S3Store final : public Store {
  public:
   S3Store(std::string url, std::string scheme_host, std::string host, std::string bucket, std::string prefix,
-          bool path_style, std::string region, S3Credentials creds, StoreOptions options)
+          bool path_style, std::string region, S3Credentials creds, std::shared_ptr<GceTokenSource> tokens,
+          StoreOptions options)
       : url_(std::move(url)),
         scheme_host_(std::move(scheme_host)),
         host_(std::move(host)),
@@ -144,6 +146,7 @@ class S3Store final : public Store {
         path_style_(path_style),
         region_(std::move(region)),
         creds_(std::move(creds)),
+        tokens_(std::move(tokens)),
         options_(options) {}
 
   ~S3Store() override {
@@ -263,6 +266,11 @@ class S3Store final : public Store {
     if (code == "NoSuchBucket" || (r.status == 404 && op == "LIST")) {
       return Status::NotFound(what + "; bucket '" + bucket_ + "' does not exist: create it or fix the URL");
     }
+    if ((r.status == 403 || r.status == 401) && tokens_) {
+      return Status::InvalidArgument(what + "; the Workload Identity token from " + tokens_->host() +
+                                     " was refused: grant its Google service account roles/storage.objectUser on "
+                                     "bucket '" + bucket_ + "', or give levee an HMAC key instead");
+    }
     if (r.status == 403 || r.status == 401) {
       return Status::InvalidArgument(what +
                                      "; check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or "
@@ -285,23 +293,42 @@ class S3Store final : public Store {
     std::string full_url = scheme_host_ + UriEncode(path, false) + (qs.empty() ? "" : "?" + qs);
     int backoff = options_.initial_backoff_ms;
     std::string last_error;
+    bool token_refreshed = false;
     for (int attempt = 1; attempt <= options_.max_attempts; attempt++) {
-      std::string date = AmzDate();
-      SigV4Request sr;
-      sr.method = method;
-      sr.path = path;
-      sr.query = query;
-      sr.payload_sha256 = payload_hash;
-      sr.headers = {{"host", host_}, {"x-amz-content-sha256", payload_hash}, {"x-amz-date", date}};
-      if (!creds_.session_token.empty()) sr.headers.emplace_back("x-amz-security-token", creds_.session_token);
-      std::string auth = SignV4(sr, creds_, region_, "s3", date);
+      struct curl_slist* hl = nullptr;
+      std::string bearer;
+      if (tokens_) {
+        // GCS with Workload Identity: an OAuth bearer token instead of SigV4.
+        auto token = tokens_->Token();
+        if (!token.ok() && token.status().code() != Status::Code::kIOError) {
+          return Status::InvalidArgument("repository " + url_ + ": " + token.status().message());
+        }
+        if (!token.ok()) {
+          last_error = token.status().message();
+          if (attempt == options_.max_attempts) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+          backoff = std::min(backoff * 2, 10000);
+          continue;
+        }
+        bearer = std::move(token).value();
+        hl = curl_slist_append(hl, ("Authorization: Bearer " + bearer).c_str());
+      } else {
+        std::string date = AmzDate();
+        SigV4Request sr;
+        sr.method = method;
+        sr.path = path;
+        sr.query = query;
+        sr.payload_sha256 = payload_hash;
+        sr.headers = {{"host", host_}, {"x-amz-content-sha256", payload_hash}, {"x-amz-date", date}};
+        if (!creds_.session_token.empty()) sr.headers.emplace_back("x-amz-security-token", creds_.session_token);
+        std::string auth = SignV4(sr, creds_, region_, "s3", date);
+        for (const auto& [n, v] : sr.headers) {
+          if (n != "host") hl = curl_slist_append(hl, (n + ": " + v).c_str());
+        }
+        hl = curl_slist_append(hl, ("Authorization: " + auth).c_str());
+      }
 
       CURL* c = Acquire();
-      struct curl_slist* hl = nullptr;
-      for (const auto& [n, v] : sr.headers) {
-        if (n != "host") hl = curl_slist_append(hl, (n + ": " + v).c_str());
-      }
-      hl = curl_slist_append(hl, ("Authorization: " + auth).c_str());
       hl = curl_slist_append(hl, "Expect:");
       hl = curl_slist_append(hl, "Content-Type:");
       *out = Response();
@@ -338,6 +365,12 @@ class S3Store final : public Store {
       if (rc != CURLE_OK) {
         last_error = std::string("cannot reach ") + scheme_host_ + ": " + curl_easy_strerror(rc);
         retry = true;
+      } else if (out->status == 401 && tokens_ && !token_refreshed) {
+        // The token was revoked or expired early: fetch a new one, once.
+        tokens_->Invalidate(bearer);
+        token_refreshed = true;
+        attempt--;
+        continue;
       } else {
         retry = out->status >= 500 || out->status == 429;
         if (retry) last_error = "HTTP " + std::to_string(out->status) + " " + XmlFirst(out->body, "Code");
@@ -369,6 +402,7 @@ class S3Store final : public Store {
   const bool path_style_;
   const std::string region_;
   const S3Credentials creds_;
+  const std::shared_ptr<GceTokenSource> tokens_;  // set: GCS with Workload Identity instead of an HMAC key
   const StoreOptions options_;
   std::mutex mu_;
   std::vector<CURL*> idle_;  // handles keep their connections between requests
@@ -535,9 +569,23 @@ StatusOr<std::unique_ptr<Store>> OpenS3Store(const std::string& url, const Store
   if (path_style < 0) path_style = custom ? 1 : 0;
   if (!path_style) host = bucket + "." + host;
   auto creds = LoadS3Credentials();
-  if (!creds.ok()) return Status::InvalidArgument("backup repository " + url + ": " + creds.status().message());
+  std::shared_ptr<GceTokenSource> tokens;
+  if (!creds.ok() && gcs) {
+    // No HMAC key for gs://: the pod's Google identity (Workload Identity).
+    // One token source per process, so one token serves every backup,
+    // verify and restore until it nears expiry.
+    static std::mutex shared_mu;
+    static std::shared_ptr<GceTokenSource> shared;
+    std::lock_guard<std::mutex> l(shared_mu);
+    auto candidate = std::make_shared<GceTokenSource>();
+    if (!shared || shared->host() != candidate->host()) shared = candidate;
+    tokens = shared;
+  } else if (!creds.ok()) {
+    return Status::InvalidArgument("backup repository " + url + ": " + creds.status().message());
+  }
   return std::unique_ptr<Store>(std::make_unique<S3Store>(url, scheme + host, host, bucket, prefix, path_style != 0,
-                                                          region, creds.value(), options));
+                                                          region, creds.ok() ? creds.value() : S3Credentials(),
+                                                          std::move(tokens), options));
 }
 
 }  // namespace levee::backup

@@ -133,6 +133,11 @@ int CreateOnServer(const std::string& password) {
     if (!s.ok()) return Fail("BACKUP STATUS", s.status());
     const RespValue* b = field(s.value(), "backups");
     const RespValue* f = field(s.value(), "failures");
+    const RespValue* running = field(s.value(), "running");
+    // The counters move before the server's pass ends (retention follows the
+    // backup); done means the pass is over, so a BACKUP RUN right after
+    // this returns is not refused as "already running".
+    if (running && running->integer != 0) continue;
     if (f && f->integer > failures0) return Fail("server-side backup", Status::IOError(field(s.value(), "last_error")->str));
     if (b && b->integer > backups0) {
       std::string id = field(s.value(), "last_id")->str;

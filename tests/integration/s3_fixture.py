@@ -5,10 +5,19 @@ counts what passes through.
     with S3Store(tmp_path) as s3:
         url = s3.url("bucket", "prefix")     # s3://bucket/prefix?endpoint=...
         env = s3.env()                        # AWS_* for levee and aws
+
+For GCS with Workload Identity, the store also runs a stand-in for the GCE
+metadata server (there is none off Google Cloud) that issues OAuth tokens;
+the proxy then accepts "Authorization: Bearer <token>" for tokens it issued
+and has not revoked, as GCS's XML API does:
+
+        url = s3.url(scheme="gs")             # gs://levee/backups?endpoint=...
+        env = s3.workload_identity_env()      # GCE_METADATA_HOST, no AWS_*
 """
 import hashlib
 import http.client
 import http.server
+import json
 import os
 import socket
 import subprocess
@@ -73,6 +82,11 @@ class S3Store:
         self.fail_next = 0  # answer this many requests with 503 (retries)
         self.allow_object_puts = None  # when set, object PUTs past this many hang (a backup to kill)
         self.object_puts_started = 0
+        self.tokens_issued = 0
+        self.valid_tokens = set()
+        self.bearer_accepted = 0  # requests let through on a bearer token
+        self.bearer_refused = 0
+        self.metadata_identity = True  # False: the metadata server answers 404 (no Workload Identity)
 
     def __enter__(self):
         args = [S3RVER, "-d", self.dir, "-p", str(self.s3rver_port), "-a", "127.0.0.1", "--silent"]
@@ -100,7 +114,22 @@ class S3Store:
             def handle_any(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
-                why = check_signature(self.command, self.path, self.headers, body)
+                auth = self.headers.get("Authorization", "")
+                if auth.startswith("Bearer "):
+                    with store.lock:
+                        valid = auth[len("Bearer "):] in store.valid_tokens
+                    with store.lock:
+                        if valid:
+                            store.bearer_accepted += 1
+                        else:
+                            store.bearer_refused += 1
+                    if not valid:
+                        return self.reply(401, b"<Error><Code>AuthenticationRequired</Code>"
+                                               b"<Message>Invalid Credentials</Message></Error>")
+                    why = None
+                    del self.headers["Authorization"]  # s3rver serves anonymous requests
+                else:
+                    why = check_signature(self.command, self.path, self.headers, body)
                 if why is None and store.fail_next > 0:
                     with store.lock:
                         store.fail_next -= 1
@@ -150,12 +179,42 @@ class S3Store:
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+        class Metadata(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                if self.path != "/computeMetadata/v1/instance/service-accounts/default/token":
+                    return self.answer(404, b"not found")
+                if self.headers.get("Metadata-Flavor") != "Google":
+                    return self.answer(403, b"Missing Metadata-Flavor:Google header")
+                if not store.metadata_identity:
+                    return self.answer(404, b"service account not found")
+                with store.lock:
+                    store.tokens_issued += 1
+                    token = "ya29.levee-test-%d" % store.tokens_issued
+                    store.valid_tokens.add(token)
+                self.answer(200, json.dumps({"access_token": token, "expires_in": 3599,
+                                             "token_type": "Bearer"}).encode())
+
+            def answer(self, status, data):
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.metadata = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Metadata)
+        self.metadata.daemon_threads = True
+        threading.Thread(target=self.metadata.serve_forever, daemon=True).start()
         return self
 
     def __exit__(self, *exc):
         self.allow_object_puts = None
         self.server.shutdown()
         self.server.server_close()
+        self.metadata.shutdown()
+        self.metadata.server_close()
         self.proc.terminate()
         self.proc.wait(timeout=10)
 
@@ -163,8 +222,21 @@ class S3Store:
     def endpoint(self):
         return "http://127.0.0.1:%d" % self.port
 
-    def url(self, bucket="levee", prefix="backups"):
-        return "s3://%s/%s?endpoint=%s&path_style=true" % (bucket, prefix, urllib.parse.quote(self.endpoint, safe=":/"))
+    def url(self, bucket="levee", prefix="backups", scheme="s3"):
+        return "%s://%s/%s?endpoint=%s&path_style=true" % (scheme, bucket, prefix,
+                                                          urllib.parse.quote(self.endpoint, safe=":/"))
+
+    def workload_identity_env(self):
+        """No HMAC key anywhere; the metadata server at GCE_METADATA_HOST."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(GCE_METADATA_HOST="127.0.0.1:%d" % self.metadata.server_address[1],
+                   AWS_SHARED_CREDENTIALS_FILE="/nonexistent/levee-test-credentials")
+        return env
+
+    def revoke_tokens(self):
+        with self.lock:
+            self.valid_tokens.clear()
+
 
     def env(self, secret=SECRET):
         return dict(os.environ, AWS_ACCESS_KEY_ID=ACCESS, AWS_SECRET_ACCESS_KEY=secret, AWS_DEFAULT_REGION="us-east-1",

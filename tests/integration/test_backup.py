@@ -206,6 +206,39 @@ def test_s3_missing_bucket_and_unreachable_endpoint(server, s3):
     assert r.returncode != 0 and "cannot reach" in r.stderr and repo in r.stderr, r.stderr
 
 
+def test_gcs_workload_identity_token_instead_of_an_hmac_key(server_factory, s3, tmpdir_path):
+    """On GKE with Workload Identity no key exists: for gs:// without an HMAC
+    key levee asks the metadata server for an OAuth token and sends it as a
+    bearer token. A token GCS refuses (401) is replaced once; no identity is
+    a clear error."""
+    env = s3.workload_identity_env()
+    repo = s3.url(scheme="gs", prefix="wi")
+    s = server_factory(extra_args=["--backup-repo", repo, "--backup-schedule", "off", "--backup-verify-schedule", "off"],
+                       env=env)
+    fill(s.client(), 2000, 1000)
+    ok("backup", "create", "--server", server_addr(s))  # the server runs its own backup
+    assert s3.tokens_issued == 1, "one token serves every request of a backup"
+    assert s3.bearer_accepted > 5 and s3.bearer_refused == 0
+
+    s3.revoke_tokens()  # as when the token expires early or the binding changes
+    s.client().set("after", "revocation")
+    ok("backup", "create", "--server", server_addr(s))
+    assert s3.tokens_issued == 2 and s3.bearer_refused == 1, (s3.tokens_issued, s3.bearer_refused)
+
+    assert len(backups(repo, env=env)) == 2
+    d = os.path.join(tmpdir_path, "restored")
+    ok("backup", "restore", "--repo", repo, "--data-dir", d, env=env)
+    restored = server_factory(data_dir=d)
+    assert restored.client().get("after") == b"revocation"
+    assert restored.client().dbsize() == 2001
+
+    s3.metadata_identity = False  # a pod whose ServiceAccount has no Google identity
+    r = levee("backup", "list", "--repo", repo, env=env)
+    assert r.returncode != 0
+    assert "HTTP 404" in r.stderr and "Workload Identity" in r.stderr and "HMAC" in r.stderr, r.stderr
+    assert repo in r.stderr, r.stderr
+
+
 def test_killed_backup_lists_nothing_and_the_next_reuses_its_uploads(server, s3, tmpdir_path):
     fill(server.client(), 8000, 4000)
     repo = s3.url(prefix="kill")

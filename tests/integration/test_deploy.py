@@ -832,6 +832,10 @@ def test_terraform_structure_least_privilege_and_bucket_protection():
     assert grant["role"] == "roles/storage.objectUser" and "google_storage_bucket.backups" in grant["bucket"]
     wi = root[("google_service_account_iam_member", "workload_identity")]
     assert wi["role"] == "roles/iam.workloadIdentityUser" and "svc.id.goog[${var.namespace}/levee]" in wi["member"]
+    # levee authenticates with Workload Identity; a long-lived HMAC key only on request.
+    hmac = root[("google_storage_hmac_key", "levee")]
+    assert hmac["count"] == "${var.create_hmac_key ? 1 : 0}"
+    assert blocks(files, "variable")["create_hmac_key"]["default"] is False
     sa = find(overlay("single"), "ServiceAccount", "levee")[0]
     assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith("levee-backup@")
     assert root[("google_service_account", "levee")]["account_id"] == "levee-backup"
