@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "backup/archive.h"
 #include "common/version.h"
 #include "storage/digest.h"
 #include "storage/encoding.h"
@@ -186,7 +187,7 @@ StatusOr<Manifest> CreateBackup(Repository& repo, Source& source, const CreateOp
 }
 
 StatusOr<Manifest> RestoreBackup(Repository& repo, const std::string& id, const std::string& data_dir,
-                                 const TransferOptions& o) {
+                                 const TransferOptions& o, const RestoreHook& before_commit) {
   auto found = repo.FindManifest(id);
   if (!found.ok()) return found.status();
   Manifest m = std::move(found.value());
@@ -271,6 +272,7 @@ StatusOr<Manifest> RestoreBackup(Repository& repo, const std::string& id, const 
       return Status::IOError("cannot sync " + (staging / m.files[i].path).string() + ": " + std::strerror(errno));
     }
   }
+  if (before_commit) LEVEE_RETURN_IF_ERROR(before_commit(staging.string(), m));
   for (const char* sub : {"db", "wal"}) {
     fs::rename(staging / sub, dir / sub, ec);
     if (ec) return Status::IOError("cannot move the restored " + std::string(sub) + "/ into " + data_dir + ": " + ec.message());
@@ -469,6 +471,22 @@ StatusOr<PruneReport> Prune(Repository& repo, const PruneOptions& o) {
     if (!o.dry_run) LEVEE_RETURN_IF_ERROR(repo.store()->Delete(Repository::ObjectKey(id)));
     r.objects_deleted++;
     r.bytes_freed += size;
+  }
+  // Archived log at or below the oldest kept backup's sequence can no
+  // longer be replayed onto any backup.
+  uint64_t oldest_kept = UINT64_MAX;
+  for (size_t i = 0; i < ms.size(); i++) {
+    if (keep[i]) oldest_kept = std::min(oldest_kept, ms[i].applied_sequence);
+  }
+  if (oldest_kept != UINT64_MAX && oldest_kept > 0) {
+    ArchiveIndex index;
+    LEVEE_RETURN_IF_ERROR(LoadArchiveIndex(repo, &index));
+    for (const auto& s : index.segments) {
+      if (s.last > oldest_kept) continue;
+      if (!o.dry_run) LEVEE_RETURN_IF_ERROR(repo.store()->Delete(s.key));
+      r.archive_segments_deleted++;
+      r.bytes_freed += s.stored_bytes;
+    }
   }
   if (!o.dry_run) (void)repo.RemoveStaleLocks();
   return r;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -44,8 +45,12 @@ StatusOr<Manifest> CreateBackup(Repository& repo, Source& source, const CreateOp
 // Restores backup id ("latest" for the newest) into data_dir, which must
 // hold no database yet. Every object is checked against its id; on any
 // failure nothing is left in data_dir and the error names the object.
+// before_commit (when set) runs on the fully restored, synced staging
+// directory (its db/ and wal/) before it becomes data_dir's; its failure
+// fails the restore, leaving nothing (point-in-time restore rewrites wal/).
+using RestoreHook = std::function<Status(const std::string& staging_dir, const Manifest& m)>;
 StatusOr<Manifest> RestoreBackup(Repository& repo, const std::string& id, const std::string& data_dir,
-                                 const TransferOptions& options);
+                                 const TransferOptions& options, const RestoreHook& before_commit = {});
 
 struct VerifyOptions : TransferOptions {
   bool deep = false;
@@ -75,6 +80,7 @@ struct PruneOptions {
 struct PruneReport {
   std::vector<std::string> kept, removed;
   uint64_t objects_deleted = 0, bytes_freed = 0;
+  uint64_t archive_segments_deleted = 0;  // archived log no kept backup can replay
 };
 
 // Forgets backups the policy does not keep, then deletes the objects no

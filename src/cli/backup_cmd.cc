@@ -9,6 +9,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "backup/archive.h"
 #include "backup/ops.h"
 #include "cli/remote_source.h"
 #include "common/config.h"
@@ -25,12 +26,13 @@ using json = nlohmann::json;
 
 struct Args {
   std::string repo, key_file, server, data_dir, password_file, s3_endpoint, s3_region, id, scratch_dir;
+  std::string to_time, timeline;
   bool json_out = false, no_digest = false, deep = false, dry_run = false;
   int parallelism = 4, keep_last = 0, keep_daily = 0, keep_weekly = 0;
   int64_t chunk_mb = 32, freeze_seconds = 60, lock_wait_s = 3600;
   std::string max_rate = "0";
   CLI::App *create = nullptr, *list = nullptr, *verify = nullptr, *restore = nullptr, *prune = nullptr,
-           *freeze = nullptr, *thaw = nullptr, *keygen = nullptr;
+           *freeze = nullptr, *thaw = nullptr, *keygen = nullptr, *archive = nullptr;
 };
 Args args;
 
@@ -108,6 +110,50 @@ std::string TimeText(int64_t ms) {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%SZ", &tm);
   return buf;
+}
+
+// 2026-11-21T10:15:00.123Z (milliseconds shown when there are any).
+std::string TimeTextMs(int64_t ms) {
+  std::string t = TimeText(ms);
+  t[10] = 'T';
+  if (ms % 1000 != 0) {
+    char frac[8];
+    std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>(ms % 1000));
+    t.insert(t.size() - 1, frac);
+  }
+  return t;
+}
+
+// RFC 3339 in UTC ("2026-11-21T10:15:00Z", ".123" allowed, a space for the
+// T as `backup list` prints it) or "@" and Unix milliseconds.
+StatusOr<int64_t> ParseTime(const std::string& s) {
+  auto bad = [&] {
+    return Status::InvalidArgument("--to-time '" + s +
+                                   "' is not a UTC time: use 2026-11-21T10:15:00Z (optionally .123 before the Z), "
+                                   "@<Unix milliseconds>, or latest");
+  };
+  if (!s.empty() && s[0] == '@') {
+    char* end = nullptr;
+    long long v = std::strtoll(s.c_str() + 1, &end, 10);
+    if (s.size() == 1 || *end != '\0' || v < 0) return bad();
+    return static_cast<int64_t>(v);
+  }
+  std::tm tm{};
+  const char* rest = strptime(s.c_str(), "%Y-%m-%d", &tm);
+  if (!rest || (*rest != 'T' && *rest != 't' && *rest != ' ')) return bad();
+  rest = strptime(rest + 1, "%H:%M:%S", &tm);
+  if (!rest) return bad();
+  int64_t ms = 0;
+  if (*rest == '.') {
+    int digits = 0;
+    for (rest++; std::isdigit(static_cast<unsigned char>(*rest)); rest++, digits++) {
+      if (digits < 3) ms = ms * 10 + (*rest - '0');
+    }
+    if (digits == 0) return bad();
+    for (; digits < 3; digits++) ms *= 10;
+  }
+  if (std::string(rest) != "Z" && std::string(rest) != "z" && std::string(rest) != "+00:00") return bad();
+  return static_cast<int64_t>(timegm(&tm)) * 1000 + ms;
 }
 
 // BACKUP RUN on the server, then poll BACKUP STATUS until it is done.
@@ -275,6 +321,135 @@ int Verify() {
   return v.problems.empty() ? 0 : 1;
 }
 
+// Point-in-time restore: the newest backup taken at or before the target
+// (or the one named), then the archived log up to the target.
+int RestoreToTime(backup::Repository& repo, const backup::TransferOptions& o, backup::Progress& progress) {
+  bool latest = args.to_time == "latest";
+  int64_t target = INT64_MAX;
+  if (!latest) {
+    auto t = ParseTime(args.to_time);
+    if (!t.ok()) return Fail("restore", t.status());
+    target = t.value();
+  }
+  std::vector<backup::Manifest> ms;
+  Status st = repo.ListManifests(&ms);
+  if (!st.ok()) return Fail("listing backups", st);
+  const backup::Manifest* base = nullptr;
+  for (const auto& m : ms) {
+    if (!args.id.empty() && args.id != "latest" ? m.id == args.id : m.time_ms <= target) base = &m;
+  }
+  if (!base && !args.id.empty() && args.id != "latest") {
+    return Fail("restore", Status::NotFound("backup " + args.id + " is not in " + repo.url()));
+  }
+  if (!base) {
+    return Fail("restore", Status::NotFound(
+                               ms.empty() ? "backup repository " + repo.url() + " has no backups yet"
+                                          : "no backup was taken at or before " + TimeTextMs(target) +
+                                                "; the oldest is " + ms.front().id + " at " + TimeTextMs(ms.front().time_ms)));
+  }
+  if (base->time_ms > target) {
+    return Fail("restore", Status::InvalidArgument("backup " + base->id + " was taken at " + TimeTextMs(base->time_ms) +
+                                                   ", after --to-time " + TimeTextMs(target) +
+                                                   "; name an older backup or none"));
+  }
+  backup::PointInTimeResult pitr;
+  backup::PointInTimeOptions po{target, args.timeline};
+  auto m = backup::RestoreBackup(repo, base->id, args.data_dir, o, [&](const std::string& staging, const backup::Manifest& man) {
+    auto r = backup::ApplyArchive(repo, man, staging + "/wal", po);
+    if (!r.ok()) return r.status();
+    pitr = r.value();
+    if (!latest && pitr.next_time_ms == 0) {
+      int64_t end = pitr.records ? pitr.last_time_ms : man.time_ms;
+      return Status::NotFound("the log archive ends at sequence " + std::to_string(pitr.last_sequence) + " (" +
+                              TimeTextMs(end) + "), before --to-time " + TimeTextMs(target) +
+                              ": later writes are not archived yet. Restore to an earlier time, or use "
+                              "--to-time latest for everything archived");
+    }
+    return Status::OK();
+  });
+  if (!m.ok()) return Fail("point-in-time restore into " + args.data_dir, m.status());
+  json summary = ManifestSummary(m.value());
+  summary["timeline"] = pitr.timeline;
+  summary["archived_records"] = pitr.records;
+  summary["restored_sequence"] = pitr.last_sequence;
+  summary["last_record_time_ms"] = pitr.last_time_ms;
+  summary["target_time_ms"] = latest ? json(nullptr) : json(target);
+  progress.Finish(summary);
+  if (!args.json_out) {
+    std::cout << "restored backup " << m.value().id << " (sequence " << m.value().applied_sequence << ") and "
+              << pitr.records << " archived log records through sequence " << pitr.last_sequence;
+    if (pitr.records) std::cout << " (written " << TimeTextMs(pitr.last_time_ms) << ")";
+    std::cout << " into " << args.data_dir << "; levee replays them when started with --data-dir " << args.data_dir
+              << "\n";
+  }
+  return 0;
+}
+
+// The log archive's timelines and the window a point-in-time restore covers.
+int ArchiveCmd() {
+  auto repo = OpenRepo(false);
+  if (!repo.ok()) return Fail("opening the repository", repo.status());
+  backup::ArchiveIndex index;
+  Status st = backup::LoadArchiveIndex(*repo.value(), &index);
+  if (!st.ok()) return Fail("reading the log archive", st);
+  std::vector<backup::Manifest> ms;
+  st = repo.value()->ListManifests(&ms);
+  if (!st.ok()) return Fail("listing backups", st);
+  std::string latest = index.Latest();
+  // The newest archived record's time: the end of the window.
+  int64_t end_ms = 0;
+  uint64_t end_seq = 0;
+  if (!latest.empty()) {
+    st = backup::ReadArchive(*repo.value(), index, latest, index.LastArchived(latest) > 0 ? index.LastArchived(latest) - 1 : 0,
+                             [&](wal::Record&& r) {
+                               end_ms = r.time_ms;
+                               end_seq = r.sequence;
+                               return true;
+                             });
+    if (!st.ok()) return Fail("reading the log archive", st);
+  }
+  json tls = json::array();
+  for (const auto& [id, t] : index.timelines) {
+    uint64_t first = 0, last = 0, bytes = 0, n = 0;
+    for (const auto& s : index.segments) {
+      if (s.timeline != id) continue;
+      first = n == 0 ? s.first : std::min(first, s.first);
+      last = std::max(last, s.last);
+      bytes += s.stored_bytes;
+      n++;
+    }
+    tls.push_back({{"timeline", id}, {"parent", t.parent}, {"fork", t.fork}, {"created_ms", t.created_ms},
+                   {"segments", n}, {"first_sequence", first}, {"last_sequence", last}, {"stored_bytes", bytes},
+                   {"latest", id == latest}});
+  }
+  json window = nullptr;
+  if (!ms.empty() && end_ms > 0) window = {{"from_ms", ms.front().time_ms}, {"to_ms", end_ms}, {"to_sequence", end_seq}};
+  if (args.json_out) {
+    std::cout << json{{"timelines", tls}, {"window", window}}.dump() << "\n";
+    return 0;
+  }
+  std::printf("%-40s  %-20s  %10s  %14s  %14s  %10s\n", "TIMELINE", "CREATED", "SEGMENTS", "FIRST", "LAST", "SIZE");
+  for (const auto& t : tls) {
+    std::printf("%-40s  %-20s  %10llu  %14llu  %14llu  %10s%s\n", t["timeline"].get<std::string>().c_str(),
+                TimeText(t["created_ms"].get<int64_t>()).c_str(), static_cast<unsigned long long>(t["segments"].get<uint64_t>()),
+                static_cast<unsigned long long>(t["first_sequence"].get<uint64_t>()),
+                static_cast<unsigned long long>(t["last_sequence"].get<uint64_t>()),
+                backup::Progress::Bytes(static_cast<double>(t["stored_bytes"].get<uint64_t>())).c_str(),
+                t["latest"].get<bool>() ? "  (latest)" : "");
+    if (!t["parent"].get<std::string>().empty()) {
+      std::printf("    forked from %s after sequence %llu\n", t["parent"].get<std::string>().c_str(),
+                  static_cast<unsigned long long>(t["fork"].get<uint64_t>()));
+    }
+  }
+  if (window.is_null()) {
+    std::cout << "no point-in-time window yet (it needs a backup and archived records after it)\n";
+  } else {
+    std::cout << "point-in-time restore window: " << TimeTextMs(ms.front().time_ms) << " to " << TimeTextMs(end_ms)
+              << " (sequence " << end_seq << ")\n";
+  }
+  return 0;
+}
+
 int Restore() {
   auto rate = Rate();
   if (!rate.ok()) return Fail("restore", rate.status());
@@ -287,6 +462,7 @@ int Restore() {
   o.max_bytes_per_sec = rate.value();
   o.progress = &progress;
   o.cancel = &g_cancel;
+  if (!args.to_time.empty()) return RestoreToTime(*repo.value(), o, progress);
   auto m = backup::RestoreBackup(*repo.value(), args.id, args.data_dir, o);
   if (!m.ok()) return Fail("restore into " + args.data_dir, m.status());
   progress.Finish(ManifestSummary(m.value()));
@@ -311,13 +487,15 @@ int PruneCmd() {
   const auto& p = r.value();
   if (args.json_out) {
     std::cout << json{{"message_type", "summary"}, {"kept", p.kept}, {"removed", p.removed},
-                      {"objects_deleted", p.objects_deleted}, {"bytes_freed", p.bytes_freed}, {"dry_run", args.dry_run}}
+                      {"objects_deleted", p.objects_deleted}, {"archive_segments_deleted", p.archive_segments_deleted},
+                      {"bytes_freed", p.bytes_freed}, {"dry_run", args.dry_run}}
                      .dump()
               << "\n";
   } else {
     for (const auto& id : p.removed) std::cout << (args.dry_run ? "would remove " : "removed ") << id << "\n";
     std::cout << "kept " << p.kept.size() << " backups; " << (args.dry_run ? "would delete " : "deleted ")
-              << p.objects_deleted << " objects (" << backup::Progress::Bytes(static_cast<double>(p.bytes_freed)) << ")\n";
+              << p.objects_deleted << " objects and " << p.archive_segments_deleted << " archived log segments ("
+              << backup::Progress::Bytes(static_cast<double>(p.bytes_freed)) << ")\n";
   }
   return 0;
 }
@@ -382,6 +560,13 @@ CLI::App* AddBackupCommand(CLI::App& app) {
   TransferFlags(args.restore);
   args.restore->add_option("id", args.id, "backup id (default: the newest)");
   args.restore->add_option("--data-dir", args.data_dir, "directory to restore into (must hold no database)")->required();
+  args.restore->add_option("--to-time", args.to_time,
+                           "point-in-time: replay the log archive up to this UTC time (2026-11-21T10:15:00.123Z, "
+                           "@unix-ms, or latest) on the newest backup taken before it");
+  args.restore->add_option("--timeline", args.timeline, "with --to-time: follow this timeline (default: the newest)");
+
+  args.archive = b->add_subcommand("archive", "the log archive: timelines and the point-in-time restore window");
+  RepoOptions(args.archive);
 
   args.prune = b->add_subcommand("prune", "forget backups by policy, then delete objects no backup uses");
   RepoOptions(args.prune);
@@ -415,6 +600,7 @@ int RunBackupCommand() {
   if (*args.list) return List();
   if (*args.verify) return Verify();
   if (*args.restore) return Restore();
+  if (*args.archive) return ArchiveCmd();
   if (*args.prune) return PruneCmd();
   if (*args.freeze) return FreezeThaw(true);
   if (*args.thaw) return FreezeThaw(false);

@@ -3,14 +3,17 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
+#include "backup/archive.h"
 #include "backup/ops.h"
 #include "common/logging.h"
 #include "observe/metrics.h"
 #include "server/server.h"
 #include "server/writer.h"
+#include "wal/cursor.h"
 
 namespace levee::server {
 namespace {
@@ -33,7 +36,7 @@ BackupService::~BackupService() { Stop(); }
 Status BackupService::Start() {
   Config& c = server_->config();
   int64_t ms;
-  for (const char* name : {"backup-schedule", "backup-verify-schedule"}) {
+  for (const char* name : {"backup-schedule", "backup-verify-schedule", "backup-wal-archive-interval"}) {
     if (!backup::ParseInterval(c.GetString(name), &ms)) {
       return Status::InvalidArgument(std::string(name) + " '" + c.GetString(name) +
                                      "' is not an interval: use a number with s, m, h or d (30m, 6h, 1d), or off");
@@ -54,6 +57,12 @@ Status BackupService::Start() {
     pthread_setname_np(pthread_self(), "levee-backup");
     Schedule();
   });
+  archive_caught_up_s_ = static_cast<double>(WallMs()) / 1000;
+  archiver_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "levee-archive");
+    backup::LowerThreadPriority();
+    ArchiveLoop();
+  });
   return Status::OK();
 }
 
@@ -66,6 +75,7 @@ void BackupService::Stop() {
   cancel_ = true;
   cv_.notify_all();
   if (scheduler_.joinable()) scheduler_.join();
+  if (archiver_.joinable()) archiver_.join();
   if (freezer_.joinable()) freezer_.join();
   std::lock_guard<std::mutex> l(mu_);
   leases_.clear();
@@ -75,7 +85,7 @@ void BackupService::Suspend() {
   std::unique_lock<std::mutex> l(mu_);
   suspended_ = true;
   cancel_ = true;
-  cv_.wait(l, [this] { return !running_; });
+  cv_.wait(l, [this] { return !running_ && !archiving_; });
   leases_.clear();
   thaw_ = true;
   cv_.notify_all();
@@ -99,6 +109,117 @@ StatusOr<std::unique_ptr<backup::Repository>> BackupService::OpenRepo(bool creat
     o.key = key.value();
   }
   return backup::Repository::Open(c.GetString("backup-repo"), o);
+}
+
+bool BackupService::ArchivingHere() {
+  Config& c = server_->config();
+  return c.GetBool("backup-wal-archive") && !c.GetString("backup-repo").empty() && ScheduledHere();
+}
+
+void BackupService::ArchiveLoop() {
+  ArchiveState state;
+  int64_t next = 0;
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    int64_t interval_ms = 0;
+    if (!backup::ParseInterval(server_->config().GetString("backup-wal-archive-interval"), &interval_ms) ||
+        interval_ms <= 0) {
+      interval_ms = 60000;
+    }
+    cv_.wait_for(l, std::chrono::milliseconds(std::clamp<int64_t>(next - WallMs(), 10, 1000)),
+                 [this] { return stopping_; });
+    if (stopping_) break;
+    if (WallMs() < next) continue;
+    next = WallMs() + interval_ms;
+    if (suspended_ || !ArchivingHere()) {
+      server_->writer().set_archive_retain(UINT64_MAX, 0);
+      state = ArchiveState();
+      continue;
+    }
+    archiving_ = true;
+    l.unlock();
+    Status st = ArchivePass(&state);
+    if (st.ok()) {
+      archive_success_s_ = static_cast<double>(WallMs()) / 1000;
+    } else {
+      archive_failures_++;
+      logging::Error("backup", "log archiving failed; will retry",
+                     {{"error", st.message()}, {"repo", server_->config().GetString("backup-repo")}});
+      state.repo.reset();  // reopen (and reread the archive) next time
+    }
+    // Hold the log from the first record the archive lacks.
+    uint64_t max_bytes = static_cast<uint64_t>(server_->config().GetInt("backup-wal-archive-max-mb")) << 20;
+    server_->writer().set_archive_retain(state.timeline.empty() ? UINT64_MAX : state.archived + 1, max_bytes);
+    l.lock();
+    archiving_ = false;
+    cv_.notify_all();
+  }
+  server_->writer().set_archive_retain(UINT64_MAX, 0);
+}
+
+Status BackupService::ArchivePass(ArchiveState* s) {
+  wal::Log& log = server_->log();
+  repl::ReplIds ids = server_->repl().ids();
+  std::string url = server_->config().GetString("backup-repo");
+  if (!s->repo || s->repo_url != url || s->timeline != ids.replid) {
+    // First pass, a new repository, or a new timeline (a promotion or a full
+    // resync): find where the archive ends.
+    *s = ArchiveState();
+    auto repo = OpenRepo(/*create=*/true);
+    if (!repo.ok()) return repo.status();
+    backup::ArchiveIndex index;
+    LEVEE_RETURN_IF_ERROR(backup::LoadArchiveIndex(*repo.value(), &index));
+    bool has_parent = ids.replid2.find_first_not_of('0') != std::string::npos;
+    if (!index.timelines.count(ids.replid)) {
+      backup::Timeline t{ids.replid, has_parent ? ids.replid2 : "", has_parent ? ids.second_offset : 0, WallMs()};
+      LEVEE_RETURN_IF_ERROR(backup::WriteTimeline(*repo.value(), t));
+      logging::Info("backup", "log archive timeline started",
+                    {{"timeline", t.id}, {"parent", t.parent}, {"fork", t.fork}});
+    }
+    uint64_t after = index.LastArchived(ids.replid);
+    if (after == 0 && has_parent && index.LastArchived(ids.replid2) > 0) {
+      // Carry on where the parent's archive ends (records up to the fork are
+      // shared history, so they may go under this timeline).
+      after = std::min(index.LastArchived(ids.replid2), ids.second_offset);
+    } else if (after == 0) {
+      after = log.first_sequence() == 0 ? log.last_sequence() : log.first_sequence() - 1;
+    }
+    s->repo = std::move(repo).value();
+    s->repo_url = url;
+    s->timeline = ids.replid;
+    s->archived = after;
+  }
+  uint64_t target = log.last_sequence();
+  double started_s = static_cast<double>(WallMs()) / 1000;
+  wal::LogCursor cursor(&log);
+  Status st = cursor.Seek(s->archived);
+  if (st.code() == Status::Code::kNotFound) {
+    // The log no longer holds what the archive needs: a gap. Point-in-time
+    // restores cannot cross it; the next backup starts a usable stretch.
+    uint64_t from = log.first_sequence() == 0 ? log.last_sequence() : log.first_sequence() - 1;
+    archive_gaps_++;
+    logging::Error("backup", "the log archive has a gap: records were trimmed before they were archived",
+                   {{"timeline", s->timeline}, {"missing_from", s->archived + 1}, {"missing_through", from}});
+    s->archived = from;
+    st = cursor.Seek(s->archived);
+  }
+  LEVEE_RETURN_IF_ERROR(st);
+  for (;;) {
+    std::string framed;
+    uint64_t last = s->archived;
+    LEVEE_RETURN_IF_ERROR(cursor.Read(16 << 20, &framed, &last));
+    if (last == s->archived) break;
+    // Only durable records go out: one the server could still lose in a
+    // crash would otherwise be archived and later reused for another write.
+    LEVEE_RETURN_IF_ERROR(log.Sync());
+    LEVEE_RETURN_IF_ERROR(backup::PutArchivedSegment(*s->repo, s->timeline, s->archived + 1, last, framed));
+    archive_bytes_ += framed.size();
+    s->archived = last;
+    archive_last_sequence_ = last;
+  }
+  // Everything written before this pass started is archived.
+  if (s->archived >= target) archive_caught_up_s_ = started_s;
+  return Status::OK();
 }
 
 bool BackupService::ScheduledHere() {
@@ -481,6 +602,34 @@ void BackupService::RegisterMetrics(observe::Registry* reg) {
         }
         return static_cast<double>(ms) / 1000;
       });
+  add("levee_wal_archive_enabled", "1 where this server archives its log (backup-wal-archive, and its role runs the schedule).",
+      Type::kGauge, [this] { return ArchivingHere() ? 1.0 : 0.0; });
+  add("levee_wal_archive_interval_seconds", "backup-wal-archive-interval in seconds (0: not archiving here).",
+      Type::kGauge, [this] {
+        int64_t ms = 0;
+        if (!ArchivingHere() || !backup::ParseInterval(server_->config().GetString("backup-wal-archive-interval"), &ms)) {
+          return 0.0;
+        }
+        return static_cast<double>(ms) / 1000;
+      });
+  add("levee_wal_archive_last_sequence", "The last log sequence in the archive.", Type::kGauge,
+      [this] { return static_cast<double>(archive_last_sequence_.load()); });
+  add("levee_wal_archive_lag_seconds",
+      "How far the archive is behind the log: 0 when it holds every record, else seconds since it last held every "
+      "record written before a pass began.",
+      Type::kGauge, [this] {
+        if (!ArchivingHere() || archive_last_sequence_.load() >= server_->log().last_sequence()) return 0.0;
+        return std::max(0.0, static_cast<double>(WallMs()) / 1000 - archive_caught_up_s_.load());
+      });
+  add("levee_wal_archive_last_success_timestamp_seconds", "When the last archiving pass succeeded (0: none yet).",
+      Type::kGauge, [this] { return archive_success_s_.load(); });
+  add("levee_wal_archive_failures_total", "Archiving passes that failed (retried next interval).", Type::kCounter,
+      [this] { return static_cast<double>(archive_failures_.load()); });
+  add("levee_wal_archive_gaps_total",
+      "Times the log was trimmed before the archive had it: point-in-time restores cannot cross such a gap.",
+      Type::kCounter, [this] { return static_cast<double>(archive_gaps_.load()); });
+  add("levee_wal_archive_bytes_total", "Log bytes archived (before compression).", Type::kCounter,
+      [this] { return static_cast<double>(archive_bytes_.load()); });
   add("levee_backup_frozen", "1 while BACKUP FREEZE holds writes.", Type::kGauge, [this] {
     std::lock_guard<std::mutex> l(mu_);
     return frozen_ ? 1.0 : 0.0;

@@ -60,6 +60,16 @@ class BackupService final : public commands::Backups {
   void RunBackup(const std::string& why);
   void RunVerify();
   StatusOr<std::unique_ptr<backup::Repository>> OpenRepo(bool create);
+  // The log archive (backup-wal-archive): every backup-wal-archive-interval,
+  // what the log holds past the archive goes to backup-repo's wal/.
+  struct ArchiveState {
+    std::unique_ptr<backup::Repository> repo;
+    std::string repo_url, timeline;
+    uint64_t archived = 0;  // last sequence archived on timeline
+  };
+  void ArchiveLoop();
+  Status ArchivePass(ArchiveState* s);
+  bool ArchivingHere();
 
   Server* server_;
   std::mutex mu_;  // guards leases_, suspended_, the run and freeze state below
@@ -73,6 +83,11 @@ class BackupService final : public commands::Backups {
 
   bool frozen_ = false, thaw_ = false;
   std::thread freezer_;
+
+  std::thread archiver_;
+  bool archiving_ = false;  // a pass is running (guarded by mu_)
+  std::atomic<uint64_t> archive_last_sequence_{0}, archive_failures_{0}, archive_gaps_{0}, archive_bytes_{0};
+  std::atomic<double> archive_success_s_{0}, archive_caught_up_s_{0};
 
   // Metrics.
   std::atomic<double> last_success_s_{0}, last_failure_s_{0}, last_duration_s_{0}, verify_success_s_{0},

@@ -539,6 +539,10 @@ void Writer::MaybeTrimLog() {
     uint64_t need = hooks_->RetainFrom();
     if (need != UINT64_MAX && need <= through) through = need == 0 ? 0 : need - 1;
   }
+  uint64_t archive_from = archive_retain_from_.load();
+  if (archive_from != UINT64_MAX && log_->total_bytes() <= archive_max_bytes_.load() && archive_from <= through) {
+    through = archive_from == 0 ? 0 : archive_from - 1;
+  }
   if (through == 0) return;
   // LevelDB's own log is not synced: make it durable through `applied`
   // before the only other copy of those records goes.

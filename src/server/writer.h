@@ -143,6 +143,12 @@ class Writer {
   void set_max_group(size_t n) { max_group_.store(n); }
   void set_expire_keys_per_cycle(size_t n) { expire_per_cycle_.store(n); }
   void set_keep_segments(size_t n) { keep_segments_.store(n); }
+  // The log archive still needs records from this sequence on (UINT64_MAX:
+  // none); trimming keeps them while the log is under max_bytes.
+  void set_archive_retain(uint64_t from, uint64_t max_bytes) {
+    archive_max_bytes_.store(max_bytes);
+    archive_retain_from_.store(from);
+  }
   void set_min_free_disk_bytes(uint64_t n) { min_free_disk_.store(n); }
 
   const WriterStats& stats() const { return stats_; }
@@ -173,6 +179,7 @@ class Writer {
   const std::string data_dir_;
   std::atomic<FsyncPolicy> fsync_;
   std::atomic<size_t> max_group_, expire_per_cycle_, keep_segments_;
+  std::atomic<uint64_t> archive_retain_from_{UINT64_MAX}, archive_max_bytes_{0};
   std::atomic<uint64_t> min_free_disk_;
 
   mutable std::mutex mu_;  // guards queue_, stopping_, failure_

@@ -68,6 +68,19 @@ Status ScanSegment(const std::string& path, uint64_t after, bool allow_torn_tail
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::IOError(Errno("cannot read log segment " + path));
   std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return ScanSegmentBytes(data, path, after, allow_torn_tail, fn, result);
+}
+
+std::string SegmentHeader(uint64_t first_sequence) {
+  std::string header(kMagic, 8);
+  PutFixed32(&header, kSegmentVersion);
+  PutFixed64(&header, first_sequence);
+  return header;
+}
+
+Status ScanSegmentBytes(std::string_view data, const std::string& path, uint64_t after, bool allow_torn_tail,
+                        const std::function<bool(Record&&)>& fn, ScanResult* result) {
+  *result = ScanResult();
   if (data.size() < kSegmentHeaderSize) {
     if (allow_torn_tail) {  // crashed while creating it
       result->torn_tail = true;
@@ -195,9 +208,7 @@ Status Log::OpenSegmentForAppend(uint64_t first_sequence) {
   auto f = std::make_shared<File>();
   f->fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (f->fd < 0) return ErrnoStatus("cannot create log segment " + path);
-  std::string header(kMagic, 8);
-  PutFixed32(&header, kSegmentVersion);
-  PutFixed64(&header, first_sequence);
+  std::string header = SegmentHeader(first_sequence);
   if (::write(f->fd, header.data(), header.size()) != static_cast<ssize_t>(header.size()) ||
       ::fdatasync(f->fd) != 0) {
     Status st = ErrnoStatus("cannot write header of log segment " + path);

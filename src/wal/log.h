@@ -55,6 +55,12 @@ struct ScanResult {
 Status ScanSegment(const std::string& path, uint64_t after, bool allow_torn_tail,
                    const std::function<bool(Record&&)>& fn, ScanResult* result);
 
+// The same over a segment's bytes in memory (an archived segment); path
+// names it in errors.
+Status ScanSegmentBytes(std::string_view data, const std::string& path, uint64_t after, bool allow_torn_tail,
+                        const std::function<bool(Record&&)>& fn, ScanResult* result);
+// The 20-byte header of a segment whose first record is first_sequence.
+std::string SegmentHeader(uint64_t first_sequence);
 std::string SegmentFileName(uint64_t first_sequence);
 
 class Log {
