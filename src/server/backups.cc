@@ -147,9 +147,11 @@ void BackupService::ArchiveLoop() {
                      {{"error", st.message()}, {"repo", server_->config().GetString("backup-repo")}});
       state.repo.reset();  // reopen (and reread the archive) next time
     }
-    // Hold the log from the first record the archive lacks.
+    // Hold the log from the first record the archive lacks; while that is
+    // not known yet (no pass has reached the repository), hold all of it.
     uint64_t max_bytes = static_cast<uint64_t>(server_->config().GetInt("backup-wal-archive-max-mb")) << 20;
-    server_->writer().set_archive_retain(state.timeline.empty() ? UINT64_MAX : state.archived + 1, max_bytes);
+    uint64_t hold = state.timeline.empty() ? server_->log().first_sequence() : state.archived + 1;
+    server_->writer().set_archive_retain(hold == 0 ? 1 : hold, max_bytes);
     l.lock();
     archiving_ = false;
     cv_.notify_all();
@@ -163,8 +165,8 @@ Status BackupService::ArchivePass(ArchiveState* s) {
   std::string url = server_->config().GetString("backup-repo");
   if (!s->repo || s->repo_url != url || s->timeline != ids.replid) {
     // First pass, a new repository, or a new timeline (a promotion or a full
-    // resync): find where the archive ends.
-    *s = ArchiveState();
+    // resync): find where the archive ends. *s keeps the old position (and
+    // with it the log's hold) until this succeeds.
     auto repo = OpenRepo(/*create=*/true);
     if (!repo.ok()) return repo.status();
     backup::ArchiveIndex index;

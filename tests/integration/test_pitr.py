@@ -181,3 +181,48 @@ def test_a_promotion_starts_a_timeline_forked_from_the_old_one(server_factory, t
     assert r.returncode == 0, r.stderr
     restored = server_factory(data_dir=d)
     assert digest(restored.client()) == digest(replica.client())
+
+
+def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_counted(server_factory, tmpdir_path):
+    repo_dir = os.path.join(tmpdir_path, "repo")
+    repo = "file://" + repo_dir
+    s = server_factory(extra_args=["--backup-repo", repo, "--wal-segment-mb", "1", "--wal-keep-segments", "1",
+                                   "--backup-wal-archive-max-mb", "16"] + ARCHIVE)
+    c = s.client()
+    c.set("first", 1)
+    ok("backup", "create", "--server", server_addr(s))
+    archived(s)
+    # Break the repository: wal/ becomes a file, so every archive upload fails.
+    os.rename(os.path.join(repo_dir, "wal"), os.path.join(repo_dir, "wal.saved"))
+    open(os.path.join(repo_dir, "wal"), "w").close()
+    first_before = int(c.info("levee")["wal_first_sequence"])
+    value = os.urandom(4000)
+    pipe = c.pipeline(transaction=False)
+    for i in range(2000):  # ~8 MB of log, under the 16 MB bound
+        pipe.set(f"a{i}", value)
+    pipe.execute()
+    wait_until(lambda: metrics(s)["levee_wal_archive_failures_total"] >= 2, 30, what="failed archive passes")
+    info = c.info("levee")
+    assert int(info["wal_bytes"]) > 7_000_000 and int(info["wal_first_sequence"]) == first_before, \
+        "the log was trimmed past what the archive still needs"
+    assert metrics(s)["levee_wal_archive_lag_seconds"] > 0
+    for i in range(4000):  # past the bound: the log is trimmed anyway
+        pipe.set(f"b{i}", value)
+    pipe.execute()
+    wait_until(lambda: int(c.info("levee")["wal_first_sequence"]) > first_before, 30, what="the bounded log to be trimmed")
+    os.remove(os.path.join(repo_dir, "wal"))
+    os.rename(os.path.join(repo_dir, "wal.saved"), os.path.join(repo_dir, "wal"))
+    last = archived(s)
+    m = metrics(s)
+    assert m["levee_wal_archive_gaps_total"] == 1 and m["levee_wal_archive_lag_seconds"] == 0
+    assert "the log archive has a gap" in s.read_log()
+    d = os.path.join(tmpdir_path, "r")
+    r = levee("backup", "restore", "--repo", repo, "--data-dir", d, "--to-time", "latest")
+    assert r.returncode != 0 and "gap" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(d, "db"))
+    ok("backup", "create", "--server", server_addr(s))  # a backup after the gap makes restores work again
+    c.set("after-gap", 1)
+    last = archived(s)
+    r = levee("backup", "restore", "--repo", repo, "--data-dir", d, "--to-time", "latest", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["restored_sequence"] == last
