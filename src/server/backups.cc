@@ -131,13 +131,19 @@ void BackupService::ArchiveLoop() {
     if (stopping_) break;
     if (WallMs() < next) continue;
     next = WallMs() + interval_ms;
-    if (suspended_ || !ArchivingHere()) {
-      server_->writer().set_archive_retain(UINT64_MAX, 0);
-      state = ArchiveState();
-      continue;
-    }
+    // The writer and the log are replaced while suspended (a full resync):
+    // they are touched only inside archiving_, which Suspend waits out.
+    if (suspended_) continue;
     archiving_ = true;
     l.unlock();
+    if (!ArchivingHere()) {
+      server_->writer().set_archive_retain(UINT64_MAX, 0);
+      state = ArchiveState();
+      l.lock();
+      archiving_ = false;
+      cv_.notify_all();
+      continue;
+    }
     Status st = ArchivePass(&state);
     if (st.ok()) {
       archive_success_s_ = static_cast<double>(WallMs()) / 1000;
@@ -156,7 +162,6 @@ void BackupService::ArchiveLoop() {
     archiving_ = false;
     cv_.notify_all();
   }
-  server_->writer().set_archive_retain(UINT64_MAX, 0);
 }
 
 Status BackupService::ArchivePass(ArchiveState* s) {
@@ -226,8 +231,10 @@ Status BackupService::ArchivePass(ArchiveState* s) {
 
 bool BackupService::ScheduledHere() {
   std::string role = server_->config().GetString("backup-schedule-role");
-  if (role == "primary") return !server_->ReplicaMode();
-  if (role == "replica") return server_->ReplicaMode();
+  // The replication manager's role, not the writer's: the writer is
+  // replaced during a full resync, and metrics and the schedulers ask this.
+  if (role == "primary") return !server_->repl().is_replica();
+  if (role == "replica") return server_->repl().is_replica();
   return true;
 }
 
@@ -620,7 +627,10 @@ void BackupService::RegisterMetrics(observe::Registry* reg) {
       "How far the archive is behind the log: 0 when it holds every record, else seconds since it last held every "
       "record written before a pass began.",
       Type::kGauge, [this] {
-        if (!ArchivingHere() || archive_last_sequence_.load() >= server_->log().last_sequence()) return 0.0;
+        // Not before the log is open (HTTP answers during recovery).
+        if (!server_->ready() || !ArchivingHere() || archive_last_sequence_.load() >= server_->log().last_sequence()) {
+          return 0.0;
+        }
         return std::max(0.0, static_cast<double>(WallMs()) / 1000 - archive_caught_up_s_.load());
       });
   add("levee_wal_archive_last_success_timestamp_seconds", "When the last archiving pass succeeded (0: none yet).",

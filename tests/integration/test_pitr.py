@@ -195,7 +195,8 @@ def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_count
     # Break the repository: wal/ becomes a file, so every archive upload fails.
     os.rename(os.path.join(repo_dir, "wal"), os.path.join(repo_dir, "wal.saved"))
     open(os.path.join(repo_dir, "wal"), "w").close()
-    first_before = int(c.info("levee")["wal_first_sequence"])
+    # The log may drop what is archived already, nothing after it.
+    held = int(metrics(s)["levee_wal_archive_last_sequence"]) + 1
     value = os.urandom(4000)
     pipe = c.pipeline(transaction=False)
     for i in range(2000):  # ~8 MB of log, under the 16 MB bound
@@ -203,13 +204,13 @@ def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_count
     pipe.execute()
     wait_until(lambda: metrics(s)["levee_wal_archive_failures_total"] >= 2, 30, what="failed archive passes")
     info = c.info("levee")
-    assert int(info["wal_bytes"]) > 7_000_000 and int(info["wal_first_sequence"]) == first_before, \
+    assert int(info["wal_bytes"]) > 7_000_000 and int(info["wal_first_sequence"]) <= held, \
         "the log was trimmed past what the archive still needs"
     assert metrics(s)["levee_wal_archive_lag_seconds"] > 0
     for i in range(4000):  # past the bound: the log is trimmed anyway
         pipe.set(f"b{i}", value)
     pipe.execute()
-    wait_until(lambda: int(c.info("levee")["wal_first_sequence"]) > first_before, 30, what="the bounded log to be trimmed")
+    wait_until(lambda: int(c.info("levee")["wal_first_sequence"]) > held, 30, what="the bounded log to be trimmed")
     os.remove(os.path.join(repo_dir, "wal"))
     os.rename(os.path.join(repo_dir, "wal.saved"), os.path.join(repo_dir, "wal"))
     last = archived(s)
