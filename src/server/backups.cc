@@ -184,6 +184,10 @@ Status BackupService::ArchivePass(ArchiveState* s) {
                     {{"timeline", t.id}, {"parent", t.parent}, {"fork", t.fork}});
     }
     uint64_t after = index.LastArchived(ids.replid);
+    // Reopening after a failed pass: what this server archived (or skipped
+    // as a gap already counted) stands even if prune has since removed the
+    // segments that a newer backup covers.
+    if (s->timeline == ids.replid) after = std::max(after, s->archived);
     if (after == 0 && has_parent && index.LastArchived(ids.replid2) > 0) {
       // Carry on where the parent's archive ends (records up to the fork are
       // shared history, so they may go under this timeline).

@@ -3,6 +3,7 @@ the backup repository (backup-wal-archive), and `levee backup restore
 --to-time` replays the archive onto the newest backup before the target."""
 import json
 import os
+import subprocess
 import time
 
 from conftest import wait_until
@@ -183,7 +184,7 @@ def test_a_promotion_starts_a_timeline_forked_from_the_old_one(server_factory, t
     assert digest(restored.client()) == digest(replica.client())
 
 
-def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_counted(server_factory, tmpdir_path):
+def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_counted(server_factory, tmpdir_path, request):
     repo_dir = os.path.join(tmpdir_path, "repo")
     repo = "file://" + repo_dir
     s = server_factory(extra_args=["--backup-repo", repo, "--wal-segment-mb", "1", "--wal-keep-segments", "1",
@@ -192,9 +193,12 @@ def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_count
     c.set("first", 1)
     ok("backup", "create", "--server", server_addr(s))
     archived(s)
-    # Break the repository: wal/ becomes a file, so every archive upload fails.
-    os.rename(os.path.join(repo_dir, "wal"), os.path.join(repo_dir, "wal.saved"))
-    open(os.path.join(repo_dir, "wal"), "w").close()
+    # Break the repository: a read-only bind mount over it, so every upload
+    # fails while listing still works (unmounting mends it atomically).
+    subprocess.run(["mount", "--bind", repo_dir, repo_dir], check=True)
+    mounted = [True]
+    request.addfinalizer(lambda: mounted[0] and subprocess.run(["umount", repo_dir]))
+    subprocess.run(["mount", "-o", "remount,ro,bind", repo_dir], check=True)
     # The log may drop what is archived already, nothing after it.
     held = int(metrics(s)["levee_wal_archive_last_sequence"]) + 1
     value = os.urandom(4000)
@@ -211,8 +215,8 @@ def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_count
         pipe.set(f"b{i}", value)
     pipe.execute()
     wait_until(lambda: int(c.info("levee")["wal_first_sequence"]) > held, 30, what="the bounded log to be trimmed")
-    os.remove(os.path.join(repo_dir, "wal"))
-    os.rename(os.path.join(repo_dir, "wal.saved"), os.path.join(repo_dir, "wal"))
+    subprocess.run(["umount", repo_dir], check=True)
+    mounted[0] = False
     last = archived(s)
     m = metrics(s)
     assert m["levee_wal_archive_gaps_total"] == 1 and m["levee_wal_archive_lag_seconds"] == 0
