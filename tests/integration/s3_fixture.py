@@ -86,6 +86,7 @@ class S3Store:
         self.valid_tokens = set()
         self.bearer_accepted = 0  # requests let through on a bearer token
         self.bearer_refused = 0
+        self.aborted_requests = 0  # requests whose client hung up before sending the whole body
         self.metadata_identity = True  # False: the metadata server answers 404 (no Workload Identity)
 
     def __enter__(self):
@@ -114,6 +115,13 @@ class S3Store:
             def handle_any(self):
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
+                if len(body) < n:
+                    # The client went away mid-body (a test killed it): like S3, never
+                    # act on a partial request, and it is not a signature failure.
+                    with store.lock:
+                        store.aborted_requests += 1
+                    self.close_connection = True
+                    return
                 auth = self.headers.get("Authorization", "")
                 if auth.startswith("Bearer "):
                     with store.lock:
