@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/file.h"
 #include "wal/log.h"
 
 namespace levee::backup {
@@ -226,14 +227,9 @@ StatusOr<PointInTimeResult> ApplyArchive(Repository& repo, const Manifest& base,
         return;
       }
     }
-    size_t done = 0;
-    while (done < buffer.size()) {
-      ssize_t n = ::write(fd, buffer.data() + done, buffer.size() - done);
-      if (n <= 0) {
-        io = Status::IOError("cannot write " + path + ": " + std::strerror(errno));
-        return;
-      }
-      done += static_cast<size_t>(n);
+    if (int err = WriteAll(fd, buffer); err != 0) {
+      io = Status::IOError("cannot write " + path + ": " + std::strerror(err));
+      return;
     }
     buffer.clear();
   };

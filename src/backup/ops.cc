@@ -1,6 +1,7 @@
 #include "backup/ops.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <leveldb/db.h>
@@ -383,7 +384,16 @@ StatusOr<VerifyReport> VerifyBackup(Repository& repo, const std::string& id, con
   return r;
 }
 
+namespace {
+std::atomic<bool> g_background_cpu_idle{true};
+}
+
+void SetBackgroundCpuIdle(bool idle) { g_background_cpu_idle = idle; }
+
 void LowerThreadPriority() {
+  struct sched_param sp {};
+  // On Linux, pid 0 here is the calling thread, not the whole process.
+  ::sched_setscheduler(0, g_background_cpu_idle ? SCHED_IDLE : SCHED_OTHER, &sp);
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
   // ioprio_set(IOPRIO_WHO_PROCESS, this thread, best effort class, level 7)
   ::syscall(SYS_ioprio_set, 1, ::gettid(), (2 << 13) | 7);

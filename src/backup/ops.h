@@ -26,9 +26,14 @@ struct TransferOptions {
   bool background = false;
 };
 
-// Lowers the calling thread's CPU (nice 10) and I/O (best effort, lowest)
-// priority.
+// Lowers the calling thread's CPU and I/O (best effort, lowest) priority.
+// The CPU policy is the process-wide one SetBackgroundCpuIdle chose:
+// SCHED_IDLE (the default: the thread runs only on CPU time nothing else
+// wants, so a backup costs the foreground almost no latency, but waits on
+// a server that keeps its cores busy) or nice 10 (a share of the CPU
+// however busy the server is).
 void LowerThreadPriority();
+void SetBackgroundCpuIdle(bool idle);
 
 struct CreateOptions : TransferOptions {
   uint64_t chunk_bytes = 32ull << 20;  // files are stored in pieces of at most this size

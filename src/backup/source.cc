@@ -38,6 +38,7 @@ StatusOr<std::unique_ptr<CheckpointLease>> CheckpointLease::Take(storage::Engine
                                                                  const std::string& data_dir,
                                                                  const std::string& instance_id,
                                                                  const RunOnWriter& run_on_writer, bool digest,
+                                                                 uint64_t digest_bytes_per_sec,
                                                                  std::string description) {
   if (sodium_init() < 0) return Status::IOError("libsodium failed to initialise");
   std::unique_ptr<CheckpointLease> lease(new CheckpointLease());
@@ -105,14 +106,15 @@ StatusOr<std::unique_ptr<CheckpointLease>> CheckpointLease::Take(storage::Engine
     lease->digest_done_ = false;
     CheckpointLease* l = lease.get();
     int64_t at = lease->info_.time_ms;
-    lease->digest_thread_ = std::thread([l, engine, snapshot, at] {
-      LowerThreadPriority();  // a full read of the data: behind the foreground
+    lease->digest_thread_ = std::thread([l, engine, snapshot, at, digest_bytes_per_sec] {
+      LowerThreadPriority();  // a full read of the data: behind the foreground, and paced
+      RateLimiter limiter(digest_bytes_per_sec);
       leveldb::ReadOptions ro;
       ro.snapshot = snapshot;
       ro.fill_cache = false;
       ro.verify_checksums = true;
       std::unique_ptr<leveldb::Iterator> it(engine->raw()->NewIterator(ro));
-      auto d = storage::DigestData(it.get(), at, &l->cancel_);
+      auto d = storage::DigestData(it.get(), at, &l->cancel_, [&](uint64_t n) { limiter.Take(n); });
       it.reset();
       engine->raw()->ReleaseSnapshot(snapshot);
       std::lock_guard<std::mutex> g(l->mu_);

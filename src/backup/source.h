@@ -64,12 +64,14 @@ class Source {
 class CheckpointLease final : public Source {
  public:
   // run_on_writer runs a function on the writer thread between groups and
-  // returns when it has (nullptr for a stopped data directory).
+  // returns when it has (nullptr for a stopped data directory). With
+  // digest, a thread reads every key at the barrier's snapshot, at most
+  // digest_bytes_per_sec (0: unlimited).
   using RunOnWriter = std::function<void(const std::function<void()>&)>;
   static StatusOr<std::unique_ptr<CheckpointLease>> Take(storage::Engine* engine, wal::Log* log,
                                                          const std::string& data_dir, const std::string& instance_id,
                                                          const RunOnWriter& run_on_writer, bool digest,
-                                                         std::string description);
+                                                         uint64_t digest_bytes_per_sec, std::string description);
   ~CheckpointLease() override;
 
   const SourceInfo& info() const override { return info_; }

@@ -48,6 +48,9 @@ struct StoreOptions {
   int max_attempts = 6;         // per request: 5xx, 429 and network errors are retried
   int initial_backoff_ms = 200;  // doubled per attempt, up to 10 s
   int timeout_ms = 120000;
+  // file://: objects are written with direct I/O (around the page cache)
+  // where the file system allows it.
+  bool direct_io = true;
 };
 
 class Store {

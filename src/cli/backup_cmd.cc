@@ -214,7 +214,7 @@ int Create() {
   std::unique_ptr<storage::Engine> engine;
   std::unique_ptr<wal::Log> log;
   if (!args.server.empty()) {
-    auto s = RemoteSource::Open(args.server, password.value(), !args.no_digest);
+    auto s = RemoteSource::Open(args.server, password.value(), !args.no_digest, rate.value());
     if (!s.ok()) return Fail("taking a checkpoint", s.status());
     source = std::move(s.value());
   } else {
@@ -242,7 +242,7 @@ int Create() {
     std::ifstream idf(fs::path(args.data_dir) / "instance-id");
     std::getline(idf, instance);
     auto lease = backup::CheckpointLease::Take(engine.get(), log.get(), args.data_dir, instance, nullptr,
-                                               !args.no_digest, "data-dir " + fs::absolute(args.data_dir).string());
+                                               !args.no_digest, rate.value(), "data-dir " + fs::absolute(args.data_dir).string());
     if (!lease.ok()) return Fail("taking a checkpoint", lease.status());
     source = std::move(lease.value());
   }

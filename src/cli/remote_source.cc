@@ -80,7 +80,7 @@ StatusOr<RespValue> RespClient::Call(const std::vector<std::string>& args, int t
 }
 
 StatusOr<std::unique_ptr<RemoteSource>> RemoteSource::Open(const std::string& server, const std::string& password,
-                                                           bool digest) {
+                                                           bool digest, uint64_t digest_bytes_per_sec) {
   std::unique_ptr<RemoteSource> s(new RemoteSource());
   s->server_ = server;
   s->password_ = password;
@@ -88,6 +88,10 @@ StatusOr<std::unique_ptr<RemoteSource>> RemoteSource::Open(const std::string& se
   if (!c.ok()) return c.status();
   std::vector<std::string> cmd = {"BACKUP", "OPEN"};
   if (!digest) cmd.push_back("NODIGEST");
+  if (digest && digest_bytes_per_sec > 0) {  // the server reads the data for the digest: at our rate
+    cmd.push_back("MAXRATE");
+    cmd.push_back(std::to_string(digest_bytes_per_sec));
+  }
   auto r = c.value()->Call(cmd);
   if (!r.ok()) return r.status();
   const RespValue& v = r.value();

@@ -44,7 +44,7 @@ class RespClient {
 class RemoteSource final : public backup::Source {
  public:
   static StatusOr<std::unique_ptr<RemoteSource>> Open(const std::string& server, const std::string& password,
-                                                      bool digest);
+                                                      bool digest, uint64_t digest_bytes_per_sec);
   ~RemoteSource() override;
 
   const backup::SourceInfo& info() const override { return info_; }

@@ -116,6 +116,9 @@ std::vector<Config::Entry> MakeTable() {
       {"backup-parallelism", T::kInt, "4", 1, 64, {}, true, "objects uploaded or downloaded at once"},
       {"backup-max-bytes-per-sec", T::kBytes, std::to_string(128 * kMB), 0, INT64_C(1) << 40, {}, true,
        "rate limit for data read by a server-side backup, so the foreground keeps its latency (0: unlimited)"},
+      {"backup-cpu-priority", T::kEnum, "idle", 0, 0, {"idle", "low"}, true,
+       "server-side backups, verification and log archiving run on CPU time nothing else wants (idle) or at nice 10 "
+       "(low: they progress however busy the server is)"},
       {"backup-chunk-mb", T::kInt, "32", 1, 1024, {}, true,
        "files are stored in objects of at most this size (memory use is about parallelism x 2 x this)"},
       {"backup-s3-endpoint", T::kString, "", 0, 0, {}, false,

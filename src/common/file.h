@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/status.h"
 
@@ -12,6 +13,10 @@ namespace levee {
 // the new one: writes a temporary file beside it, fsyncs it, renames it over
 // path and fsyncs the directory. The error names the path and the reason;
 // on failure the temporary file is removed and path is untouched.
+// Writes all of data to fd, retrying short writes and EINTR. Returns 0 or
+// the errno of the failure (EIO when write made no progress).
+int WriteAll(int fd, std::string_view data);
+
 Status WriteFileAtomic(const std::string& path, const std::string& content, unsigned mode = 0644);
 
 // Reads exactly n bytes at offset of path into *out. The error names the

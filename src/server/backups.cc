@@ -60,7 +60,6 @@ Status BackupService::Start() {
   archive_caught_up_s_ = static_cast<double>(WallMs()) / 1000;
   archiver_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "levee-archive");
-    backup::LowerThreadPriority();
     ArchiveLoop();
   });
   return Status::OK();
@@ -144,6 +143,8 @@ void BackupService::ArchiveLoop() {
       cv_.notify_all();
       continue;
     }
+    ApplyCpuPriority();
+    backup::LowerThreadPriority();  // again: backup-cpu-priority may have changed
     Status st = ArchivePass(&state);
     if (st.ok()) {
       archive_success_s_ = static_cast<double>(WallMs()) / 1000;
@@ -296,8 +297,13 @@ void BackupService::Schedule() {
   }
 }
 
+void BackupService::ApplyCpuPriority() {
+  backup::SetBackgroundCpuIdle(server_->config().GetString("backup-cpu-priority") == "idle");
+}
+
 void BackupService::RunBackup(const std::string& why) {
   Config& c = server_->config();
+  ApplyCpuPriority();
   auto t0 = std::chrono::steady_clock::now();
   std::string repo_url = c.GetString("backup-repo");
   auto fail = [&](const Status& st, const std::string& stage) {
@@ -317,6 +323,7 @@ void BackupService::RunBackup(const std::string& why) {
     auto taken = backup::CheckpointLease::Take(
         &server_->engine(), &server_->log(), server_->data_dir(), server_->instance_id(),
         [this](const std::function<void()>& fn) { server_->RunOnWriter(fn); }, c.GetBool("backup-digest"),
+        static_cast<uint64_t>(c.GetInt("backup-max-bytes-per-sec")),
         "server " + c.GetString("bind") + ":" + std::to_string(server_->port()) + " (" + why + ")");
     if (!taken.ok()) return fail(taken.status(), "taking a checkpoint");
     lease = std::move(taken.value());
@@ -369,6 +376,7 @@ void BackupService::RunBackup(const std::string& why) {
 
 void BackupService::RunVerify() {
   Config& c = server_->config();
+  ApplyCpuPriority();
   auto repo = OpenRepo(false);
   backup::VerifyOptions o;
   o.parallelism = static_cast<int>(c.GetInt("backup-parallelism"));
@@ -390,12 +398,20 @@ void BackupService::RunVerify() {
 }
 
 void BackupService::Open(const std::vector<std::string>& a, resp::ReplyBuilder& rb) {
+  ApplyCpuPriority();
   bool digest = server_->config().GetBool("backup-digest");
+  uint64_t digest_rate = 0;  // the caller's own rate limit, for the digest read here
   for (size_t i = 2; i < a.size(); i++) {
     if (commands::EqualsIgnoreCase(a[i], "nodigest")) {
       digest = false;
+    } else if (commands::EqualsIgnoreCase(a[i], "maxrate") && i + 1 < a.size()) {
+      int64_t v;
+      if (!ParseBytes(a[++i], &v) || v < 0) {
+        return rb.Error("ERR BACKUP OPEN MAXRATE '" + a[i] + "' is not bytes per second (e.g. 104857600, 100mb, 0 for none)");
+      }
+      digest_rate = static_cast<uint64_t>(v);
     } else {
-      return rb.Error("ERR unknown BACKUP OPEN option '" + a[i] + "' (known: NODIGEST)");
+      return rb.Error("ERR unknown BACKUP OPEN option '" + a[i] + "' (known: NODIGEST, MAXRATE bytes-per-sec)");
     }
   }
   {
@@ -404,7 +420,7 @@ void BackupService::Open(const std::vector<std::string>& a, resp::ReplyBuilder& 
   }
   auto taken = backup::CheckpointLease::Take(
       &server_->engine(), &server_->log(), server_->data_dir(), server_->instance_id(),
-      [this](const std::function<void()>& fn) { server_->RunOnWriter(fn); }, digest, "");
+      [this](const std::function<void()>& fn) { server_->RunOnWriter(fn); }, digest, digest_rate, "");
   if (!taken.ok()) return rb.Error("ERR cannot take a checkpoint: " + taken.status().message());
   auto lease = std::move(taken.value());
   const backup::SourceInfo& info = lease->info();

@@ -56,6 +56,8 @@ class BackupService final : public commands::Backups {
   void Freeze(int64_t seconds, resp::ReplyBuilder& rb);
   void Thaw();
   void Schedule();
+  // Sets the process-wide CPU policy of backup threads from backup-cpu-priority.
+  void ApplyCpuPriority();
   // One backup (and retention) to backup-repo; logs and records the result.
   void RunBackup(const std::string& why);
   void RunVerify();

@@ -44,13 +44,21 @@ std::string KeyDigest::OfValue(const StoredValue& v) {
   return d.Finish();
 }
 
-StatusOr<std::string> DigestData(leveldb::Iterator* it, int64_t now_ms, const std::atomic<bool>* cancel) {
+StatusOr<std::string> DigestData(leveldb::Iterator* it, int64_t now_ms, const std::atomic<bool>* cancel,
+                                 const std::function<void(uint64_t)>& pace) {
+  constexpr uint64_t kPaceEvery = 1 << 20;
+  uint64_t unpaced = 0;
   KeyDigest d;
   std::string prefix(1, kDataPrefix);
   for (it->Seek(prefix); it->Valid(); it->Next()) {
     leveldb::Slice k = it->key();
     if (k.empty() || k[0] != kDataPrefix) break;
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return Status::IOError("digest cancelled");
+    unpaced += k.size() + it->value().size();
+    if (pace && unpaced >= kPaceEvery) {
+      pace(unpaced);
+      unpaced = 0;
+    }
     StoredValue v;
     LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
     if (v.ExpiredAt(now_ms)) continue;

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,7 +40,10 @@ class KeyDigest {
 
 // Digest of the data keys a raw LevelDB iterator sees (it may read a
 // snapshot), leaving out keys expired at now_ms (0: none left out). Stops
-// early with an error when *cancel becomes true.
-StatusOr<std::string> DigestData(leveldb::Iterator* it, int64_t now_ms, const std::atomic<bool>* cancel = nullptr);
+// early with an error when *cancel becomes true. pace (when set) is called
+// with the bytes of keys and values read, about every MiB: a backup's
+// digest takes them from its rate limit.
+StatusOr<std::string> DigestData(leveldb::Iterator* it, int64_t now_ms, const std::atomic<bool>* cancel = nullptr,
+                                 const std::function<void(uint64_t)>& pace = {});
 
 }  // namespace levee::storage

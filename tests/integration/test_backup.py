@@ -487,3 +487,46 @@ def test_offline_backup_of_a_stopped_data_dir_and_json_progress(server_factory, 
     assert r.client().execute_command("DEBUG", "DIGEST").decode() == digest
     r2 = levee("backup", "restore", "--repo", repo, "--data-dir", d)
     assert r2.returncode != 0 and "already holds a database" in r2.stderr
+
+
+def backup_threads(pid):
+    """(policy, nice) of each thread of pid named levee-backup (the schedule,
+    its transfer workers and the digest reader); policy 5 is SCHED_IDLE."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue  # the thread ended
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        if comm == "levee-backup":
+            out.append((int(fields[38]), int(fields[16])))
+    return out
+
+
+@pytest.mark.parametrize("priority", ["idle", "low"])
+def test_server_side_backup_threads_yield_to_the_foreground(server_factory, tmpdir_path, priority):
+    s = server_factory(extra_args=["--backup-repo", "file://" + os.path.join(tmpdir_path, "repo"),
+                                   "--backup-schedule", "off", "--backup-max-bytes-per-sec", "1mb",
+                                   "--backup-cpu-priority", priority])
+    fill(s.client(), 2500, 2000)  # about 5 MB: five seconds at this rate
+    s.client().execute_command("BACKUP", "RUN")
+    seen = set()
+
+    def workers_seen():
+        seen.update(t for t in backup_threads(s.proc.pid) if t != (0, 0))  # (0, 0): the schedule thread
+        return seen
+    wait_until(workers_seen, 30, interval=0.05, what="the backup's worker threads")
+    if priority == "idle":
+        assert seen == {(5, 10)}, f"backup threads (policy, nice): {seen}; expected SCHED_IDLE"
+    else:
+        assert seen == {(0, 10)}, f"backup threads (policy, nice): {seen}; expected nice 10, normal policy"
+    status = lambda: dict(zip(*[iter(s.client().execute_command("BACKUP", "STATUS"))] * 2))  # noqa: E731
+    assert status()[b"running"] == 1, "the backup ended before its threads were checked: the test proved nothing"
+    wait_until(lambda: status()[b"running"] == 0, 60, what="the backup to end")
+    assert status()[b"failures"] == 0, status()
+    assert len(backups("file://" + os.path.join(tmpdir_path, "repo"))) == 1
+    with pytest.raises(Exception, match="backup-cpu-priority"):
+        s.client().execute_command("CONFIG", "SET", "backup-cpu-priority", "nice")
