@@ -148,7 +148,7 @@ def main():
     ap.add_argument("--dir", default=None, help="scratch directory (default: a temp dir)")
     ap.add_argument("--p99-only", action="store_true", help="only the foreground-latency part")
     ap.add_argument("--server-args", default="", help="extra levee serve flags for the latency part")
-    ap.add_argument("--rounds", type=int, default=5, help="idle/backup p99 pairs (medians compared)")
+    ap.add_argument("--rounds", type=int, default=7, help="idle/backup p99 pairs (medians compared)")
     a = ap.parse_args()
     root = tempfile.mkdtemp(prefix="levee-bench-backup-", dir=a.dir)
     env = dict(os.environ, RESTIC_PASSWORD="bench", RESTIC_CACHE_DIR=os.path.join(root, "restic-cache"))

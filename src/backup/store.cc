@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -70,7 +71,13 @@ int WriteDirect(int fd, std::string_view data) {
       return WriteAll(fd, data);
     }
     if (w < 0) return errno;
-    if (static_cast<size_t>(w) != padded) return EIO;
+    if (static_cast<size_t>(w) != padded) {
+      // A short write: a full file system is the usual cause; say so when
+      // the space left confirms it.
+      struct statfs sf;
+      if (::fstatfs(fd, &sf) == 0 && static_cast<uint64_t>(sf.f_bavail) * sf.f_bsize < padded - w) return ENOSPC;
+      return EIO;
+    }
     done += n;
   }
   if (::ftruncate(fd, static_cast<off_t>(data.size())) != 0) return errno;
