@@ -24,6 +24,9 @@ struct TransferOptions {
   // Run the worker threads at low CPU and I/O priority (inside the server,
   // so the foreground keeps its latency).
   bool background = false;
+  // Restore: write the data directory's files with direct I/O where the
+  // file system allows it.
+  bool direct_io = true;
 };
 
 // Lowers the calling thread's CPU and I/O (best effort, lowest) priority.

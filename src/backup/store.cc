@@ -40,50 +40,6 @@ Status ErrnoStatus(const std::string& what, int err) {
   return Status::IOError(what + ": " + std::strerror(err));
 }
 
-// Writes data to fd, opened with O_DIRECT, through an aligned buffer: the
-// last block is padded and the file then cut to data's size. A backup of a
-// large data set through the page cache would fill the server's memory with
-// pages nobody reads again (evicting the database's own) and leave
-// gigabytes of dirty pages for one long writeback that stalls the server's
-// log syncs. A file system that refuses direct writes (EINVAL) gets the
-// data through the page cache instead. Returns 0 or an errno.
-int WriteDirect(int fd, std::string_view data) {
-  constexpr size_t kAlign = 4096, kBuffer = 4 << 20;
-  struct Free {
-    void operator()(char* p) const { std::free(p); }
-  };
-  thread_local std::unique_ptr<char, Free> buffer;
-  if (!buffer) {
-    void* p = nullptr;
-    if (::posix_memalign(&p, kAlign, kBuffer) != 0) return ENOMEM;
-    buffer.reset(static_cast<char*>(p));
-  }
-  for (size_t done = 0; done < data.size();) {
-    size_t n = std::min(kBuffer, data.size() - done);
-    size_t padded = (n + kAlign - 1) / kAlign * kAlign;
-    std::memcpy(buffer.get(), data.data() + done, n);
-    std::memset(buffer.get() + n, 0, padded - n);
-    ssize_t w = ::pwrite(fd, buffer.get(), padded, static_cast<off_t>(done));
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && errno == EINVAL && done == 0) {
-      // Direct I/O refused (some file systems accept the open flag only).
-      if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_DIRECT) != 0) return errno;
-      return WriteAll(fd, data);
-    }
-    if (w < 0) return errno;
-    if (static_cast<size_t>(w) != padded) {
-      // A short write: a full file system is the usual cause; say so when
-      // the space left confirms it.
-      struct statfs sf;
-      if (::fstatfs(fd, &sf) == 0 && static_cast<uint64_t>(sf.f_bavail) * sf.f_bsize < padded - w) return ENOSPC;
-      return EIO;
-    }
-    done += n;
-  }
-  if (::ftruncate(fd, static_cast<off_t>(data.size())) != 0) return errno;
-  return 0;
-}
-
 // A directory tree: key "objects/ab/x" is file root/objects/ab/x. Put
 // writes a temporary file, fsyncs it and renames it into place.
 class FileStore final : public Store {
@@ -106,7 +62,12 @@ class FileStore final : public Store {
     if (object && direct_) fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
     if (fd < 0) fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return ErrnoStatus("repository " + url_ + ": cannot create " + tmp, errno);
-    int err = (::fcntl(fd, F_GETFL) & O_DIRECT) != 0 ? WriteDirect(fd, data) : WriteAll(fd, data);
+    // Through the page cache, a backup of a large data set would fill the
+    // server's memory with pages nobody reads again (evicting the
+    // database's own) and leave gigabytes of dirty pages for one long
+    // writeback that stalls the server's log syncs.
+    int err = WriteMaybeDirect(fd, data, 0);
+    if (err == 0 && ::ftruncate(fd, static_cast<off_t>(data.size())) != 0) err = errno;
     // Objects are made durable together by Flush (one syncfs); the small
     // keys each on their own.
     if (err == 0 && !object && ::fdatasync(fd) != 0) err = errno;

@@ -1,10 +1,14 @@
 #include "common/file.h"
 
 #include <fcntl.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <algorithm>
 
 namespace levee {
 
@@ -15,6 +19,56 @@ int WriteAll(int fd, std::string_view data) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return n < 0 ? errno : EIO;
     done += static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+namespace {
+int WriteAllAt(int fd, std::string_view data, uint64_t offset) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return n < 0 ? errno : EIO;
+    done += static_cast<size_t>(n);
+  }
+  return 0;
+}
+}  // namespace
+
+int WriteMaybeDirect(int fd, std::string_view data, uint64_t offset) {
+  if ((::fcntl(fd, F_GETFL) & O_DIRECT) == 0) return WriteAllAt(fd, data, offset);
+  constexpr size_t kAlign = 4096, kBuffer = 4 << 20;
+  struct Free {
+    void operator()(char* p) const { std::free(p); }
+  };
+  thread_local std::unique_ptr<char, Free> buffer;
+  if (!buffer) {
+    void* p = nullptr;
+    if (::posix_memalign(&p, kAlign, kBuffer) != 0) return ENOMEM;
+    buffer.reset(static_cast<char*>(p));
+  }
+  for (size_t done = 0; done < data.size();) {
+    size_t n = std::min(kBuffer, data.size() - done);
+    size_t padded = (n + kAlign - 1) / kAlign * kAlign;
+    std::memcpy(buffer.get(), data.data() + done, n);
+    std::memset(buffer.get() + n, 0, padded - n);
+    ssize_t w = ::pwrite(fd, buffer.get(), padded, static_cast<off_t>(offset + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EINVAL) {
+      // Direct I/O refused (some file systems accept the open flag only).
+      if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_DIRECT) != 0) return errno;
+      return WriteAllAt(fd, data.substr(done), offset + done);
+    }
+    if (w < 0) return errno;
+    if (static_cast<size_t>(w) != padded) {
+      // A short write: a full file system is the usual cause; say so when
+      // the space left confirms it.
+      struct statfs sf;
+      if (::fstatfs(fd, &sf) == 0 && static_cast<uint64_t>(sf.f_bavail) * sf.f_bsize < padded - w) return ENOSPC;
+      return EIO;
+    }
+    done += n;
   }
   return 0;
 }

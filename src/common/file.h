@@ -17,6 +17,14 @@ namespace levee {
 // the errno of the failure (EIO when write made no progress).
 int WriteAll(int fd, std::string_view data);
 
+// Writes data at offset of fd. When fd was opened with O_DIRECT (offset a
+// multiple of 4096) the data goes through an aligned buffer and the last
+// block is padded with zeros: the caller cuts the file to its size. A file
+// system that refuses a direct write (EINVAL) gets it through the page
+// cache. A short write on a full file system is ENOSPC. Returns 0 or an
+// errno.
+int WriteMaybeDirect(int fd, std::string_view data, uint64_t offset);
+
 Status WriteFileAtomic(const std::string& path, const std::string& content, unsigned mode = 0644);
 
 // Reads exactly n bytes at offset of path into *out. The error names the
