@@ -231,8 +231,7 @@ StatusOr<Manifest> RestoreBackup(Repository& repo, const std::string& id, const 
     fs::create_directories(p.parent_path(), ec);
     // Direct I/O: restored bytes skip the page cache (a copy per byte, and
     // the memory of a restore larger than RAM).
-    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (o.direct_io ? O_DIRECT : 0), 0644);
-    if (fd < 0 && o.direct_io) fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = OpenForWrite(p.string(), o.direct_io);
     if (fd < 0) return Status::IOError("cannot create " + p.string() + ": " + std::strerror(errno));
     fds.push_back(fd);
     uint64_t off = 0;

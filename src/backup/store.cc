@@ -2,11 +2,9 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -55,17 +53,15 @@ class FileStore final : public Store {
     if (ec) return Status::IOError("repository " + url_ + ": cannot create " + p.parent_path().string() + ": " + ec.message());
     std::string tmp = p.string() + ".tmp-" + std::to_string(::getpid()) + "-" +
                       std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
-    // Objects are written around the page cache (below); the small keys
-    // written last (manifests, config, locks) through it.
+    // Objects are written around the page cache; the small keys written
+    // last (manifests, config, locks) through it. Through the page cache, a
+    // backup of a large data set would fill the server's memory with pages
+    // nobody reads again (evicting the database's own) and leave gigabytes
+    // of dirty pages for one long writeback that stalls the server's log
+    // syncs.
     bool object = key.rfind("objects/", 0) == 0;
-    int fd = -1;
-    if (object && direct_) fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644);
-    if (fd < 0) fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = OpenForWrite(tmp, object && direct_);
     if (fd < 0) return ErrnoStatus("repository " + url_ + ": cannot create " + tmp, errno);
-    // Through the page cache, a backup of a large data set would fill the
-    // server's memory with pages nobody reads again (evicting the
-    // database's own) and leave gigabytes of dirty pages for one long
-    // writeback that stalls the server's log syncs.
     int err = WriteMaybeDirect(fd, data, 0);
     if (err == 0 && ::ftruncate(fd, static_cast<off_t>(data.size())) != 0) err = errno;
     // Objects are made durable together by Flush (one syncfs); the small

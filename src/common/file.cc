@@ -36,6 +36,12 @@ int WriteAllAt(int fd, std::string_view data, uint64_t offset) {
 }
 }  // namespace
 
+int OpenForWrite(const std::string& path, bool direct) {
+  int fd = direct ? ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0644) : -1;
+  if (fd < 0) fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  return fd;
+}
+
 int WriteMaybeDirect(int fd, std::string_view data, uint64_t offset) {
   if ((::fcntl(fd, F_GETFL) & O_DIRECT) == 0) return WriteAllAt(fd, data, offset);
   constexpr size_t kAlign = 4096, kBuffer = 4 << 20;

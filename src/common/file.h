@@ -17,6 +17,10 @@ namespace levee {
 // the errno of the failure (EIO when write made no progress).
 int WriteAll(int fd, std::string_view data);
 
+// Creates (or truncates) path for writing, mode 0644; with direct, with
+// O_DIRECT where the file system allows it. Returns the fd, or -1 (errno).
+int OpenForWrite(const std::string& path, bool direct);
+
 // Writes data at offset of fd. When fd was opened with O_DIRECT (offset a
 // multiple of 4096) the data goes through an aligned buffer and the last
 // block is padded with zeros: the caller cuts the file to its size. A file
