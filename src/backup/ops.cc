@@ -106,7 +106,7 @@ StatusOr<Manifest> CreateBackup(Repository& repo, Source& source, const CreateOp
   m.instance_id = info.instance_id;
   m.applied_sequence = info.applied_sequence;
   m.barrier_us = info.barrier_us;
-  // Files still growing (LevelDB's log and MANIFEST, the newest log
+  // Files that grow (LevelDB's log and MANIFEST, blob files, the newest log
   // segment) are cut in small pieces at fixed offsets: their start does not
   // change, so the next backup uploads only the pieces past the old end.
   std::string newest_wal;
@@ -115,7 +115,7 @@ StatusOr<Manifest> CreateBackup(Repository& repo, Source& source, const CreateOp
   }
   auto growing = [&](const std::string& p) {
     return p == newest_wal || p.rfind("db/MANIFEST-", 0) == 0 ||
-           (p.size() > 4 && p.compare(p.size() - 4, 4, ".log") == 0 && p.rfind("db/", 0) == 0);
+           (p.rfind("db/", 0) == 0 && (p.ends_with(".log") || p.ends_with(".blob")));
   };
   std::vector<ChunkTask> tasks;
   size_t files_to_read = 0;
@@ -377,7 +377,13 @@ StatusOr<VerifyReport> VerifyBackup(Repository& repo, const std::string& id, con
   rd.verify_checksums = true;
   rd.fill_cache = false;
   std::unique_ptr<leveldb::Iterator> it(db->NewIterator(rd));
-  auto digest = storage::DigestData(it.get(), r.manifest.digest_time_ms);
+  storage::BlobFiles blobs((scratch / "db").string(), nullptr);
+  Status blobs_open = blobs.Open();
+  if (!blobs_open.ok()) {
+    r.problems.push_back(blobs_open.message());
+    return r;
+  }
+  auto digest = storage::DigestData(it.get(), &blobs, r.manifest.digest_time_ms);
   if (!digest.ok()) {
     r.problems.push_back("reading every key of the restored database failed: " + digest.status().message());
     return r;

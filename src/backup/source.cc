@@ -114,7 +114,7 @@ StatusOr<std::unique_ptr<CheckpointLease>> CheckpointLease::Take(storage::Engine
       ro.fill_cache = false;
       ro.verify_checksums = true;
       std::unique_ptr<leveldb::Iterator> it(engine->raw()->NewIterator(ro));
-      auto d = storage::DigestData(it.get(), at, &l->cancel_, [&](uint64_t n) { limiter.Take(n); });
+      auto d = storage::DigestData(it.get(), engine->blobs(), at, &l->cancel_, [&](uint64_t n) { limiter.Take(n); });
       it.reset();
       engine->raw()->ReleaseSnapshot(snapshot);
       std::lock_guard<std::mutex> g(l->mu_);

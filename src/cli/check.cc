@@ -61,7 +61,8 @@ class Scratch {
       std::string name = e.path().filename().string();
       if (name == "LOCK" || name == "LOG" || name == "LOG.old") continue;
       fs::path dst = path_ / name;
-      bool immutable = name.ends_with(".ldb") || name.ends_with(".sst");
+      // levee is stopped: blob files do not change either.
+      bool immutable = name.ends_with(".ldb") || name.ends_with(".sst") || name.ends_with(".blob");
       std::error_code lec;
       if (immutable) fs::create_hard_link(e.path(), dst, lec);
       if (!immutable || lec) fs::copy_file(e.path(), dst, lec);
@@ -116,7 +117,7 @@ int RunCheck(const std::string& data_dir, bool json) {
     problems.push_back(err);
     return finish(2);
   }
-  uint64_t applied = 0, meta_keys = 0, keys = 0, expiry_entries = 0;
+  uint64_t applied = 0, meta_keys = 0, keys = 0, expiry_entries = 0, blob_values = 0, blob_files = 0;
   bool counts_settled = true;
   {
     storage::EngineOptions eo;
@@ -139,16 +140,26 @@ int RunCheck(const std::string& data_dir, bool json) {
         keys++;
         if (!storage::DecodeValue(std::string_view(it->value().data(), it->value().size()), &v)) {
           problems.push_back("undecodable value for a key of " + std::to_string(k.size() - 1) + " bytes");
+        } else if (v.in_blob) {
+          blob_values++;
+          std::string_view user_key(k.data() + 1, k.size() - 1);
+          Status st = (*engine)->Resolve(user_key, &v);
+          if (!st.ok() && problems.size() < 100) {
+            problems.push_back("value of key '" + std::string(user_key.substr(0, 200)) + "': " + st.message());
+          }
         }
       } else if (k.size() > 0 && k[0] == storage::kExpiryPrefix) {
         expiry_entries++;
       }
     }
     if (!it->status().ok()) problems.push_back("LevelDB: " + it->status().ToString());
+    blob_files = (*engine)->blobs()->Stats().files;
   }
   report["leveldb_applied_sequence"] = applied;
   report["keys"] = keys;
   report["expiry_index_entries"] = expiry_entries;
+  report["blob_values"] = blob_values;
+  report["blob_files"] = blob_files;
   report["key_count_settled"] = counts_settled;
   if (!counts_settled) {
     report["key_count_note"] = "levee stopped before its key count was settled; the next start recounts";

@@ -36,6 +36,13 @@ std::vector<Config::Entry> MakeTable() {
       {"write-buffer-mb", T::kInt, "16", 1, 4096, {}, false, "LevelDB memtable size in MiB"},
       {"max-open-files", T::kInt, "8192", 64, 1000000, {}, false,
        "LevelDB table files kept open (each needs a file descriptor; levee raises its limit to fit)"},
+      {"blob-min-bytes", T::kBytes, "1024", 0, INT64_C(1) << 32, {}, true,
+       "values this large or larger are kept in blob files beside LevelDB, which then holds only a reference: "
+       "compaction stops rewriting them (0: every value in LevelDB)"},
+      {"blob-file-mb", T::kInt, "64", 1, 4096, {}, true, "size at which a new blob file is started"},
+      {"blob-gc-garbage-percent", T::kInt, "50", 1, 100, {}, true,
+       "a sealed blob file whose dead records (overwritten or deleted values) reach this share is rewritten "
+       "without them"},
       {"log-format", T::kEnum, "json", 0, 0, {"json", "text"}, false,
        "json: one Cloud Logging object per line; text: for people at a terminal"},
       {"log-level", T::kEnum, "info", 0, 0, {"debug", "info", "warning", "error"}, true, "least severe level logged"},

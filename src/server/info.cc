@@ -186,6 +186,13 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "write_records", ws.records.load());
     line(o, "write_queue", writer_->queued());
     line(o, "writer_failure", writer_->failure());
+    storage::BlobStats bs = engine_->blobs()->Stats();
+    line(o, "blob_files", bs.files);
+    line(o, "blob_bytes", bs.bytes);
+    line(o, "blob_garbage_bytes", bs.garbage);
+    line(o, "blob_gc_files_removed", blob_gc_->stats().files_removed.load());
+    line(o, "blob_gc_bytes_reclaimed", blob_gc_->stats().bytes_reclaimed.load());
+    line(o, "blob_gc_bytes_relocated", blob_gc_->stats().bytes_relocated.load());
     line(o, "leveldb_approximate_bytes", engine_->ApproximateSize());
     // leveldb.stats: a table of "level files size(MB) time read write" rows.
     std::istringstream stats(engine_->Property("leveldb.stats"));

@@ -226,6 +226,27 @@ void Server::RegisterMetrics() {
                       Type::kCounter, {}, [this, open](SampleWriter& w) {
                         if (open()) w.Value({}, static_cast<double>(engine_->write_stalls()));
                       }});
+  reg.Register(Family{"levee_blob_bytes", "Bytes in blob files (values of blob-min-bytes or more).", Type::kGauge, {},
+                      [this, open](SampleWriter& w) {
+                        if (open()) w.Value({}, static_cast<double>(engine_->blobs()->Stats().bytes));
+                      }});
+  reg.Register(Family{"levee_blob_garbage_bytes",
+                      "Estimated bytes of dead records (overwritten or deleted values) in blob files.", Type::kGauge,
+                      {}, [this, open](SampleWriter& w) {
+                        if (open()) w.Value({}, static_cast<double>(engine_->blobs()->Stats().garbage));
+                      }});
+  reg.Register(Family{"levee_blob_files", "Blob files.", Type::kGauge, {}, [this, open](SampleWriter& w) {
+                        if (open()) w.Value({}, static_cast<double>(engine_->blobs()->Stats().files));
+                      }});
+  reg.Register(Family{"levee_blob_gc_reclaimed_bytes_total", "Bytes of blob files removed by the collector.",
+                      Type::kCounter, {}, [this, open](SampleWriter& w) {
+                        if (open()) w.Value({}, static_cast<double>(blob_gc_->stats().bytes_reclaimed.load()));
+                      }});
+  reg.Register(Family{"levee_blob_gc_relocated_bytes_total",
+                      "Bytes of live values the collector copied forward out of mostly-dead blob files.",
+                      Type::kCounter, {}, [this, open](SampleWriter& w) {
+                        if (open()) w.Value({}, static_cast<double>(blob_gc_->stats().bytes_relocated.load()));
+                      }});
   reg.Register(Family{"levee_leveldb_block_cache_hits_total", "LevelDB block cache lookups that hit.",
                       Type::kCounter, {}, [this, open](SampleWriter& w) {
                         if (open()) w.Value({}, static_cast<double>(engine_->block_cache_hits()));

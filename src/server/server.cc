@@ -100,6 +100,7 @@ Status Server::Start() {
   // A replica's writer must never make records of its own (expiry).
   if (!config_->GetString("replicaof").empty()) writer_->set_replica_mode(true);
   writer_->Start();
+  blob_gc_->Start();
   LEVEE_RETURN_IF_ERROR(repl_->Start(config_->GetString("replicaof")));
   LEVEE_RETURN_IF_ERROR(backups_->Start());
   asio::post(*contexts_[0], [this] { Accept(); });
@@ -188,6 +189,8 @@ Status Server::OpenStorage() {
   eo.block_cache_bytes = static_cast<size_t>(config_->GetInt("block-cache-mb")) << 20;
   eo.write_buffer_bytes = static_cast<size_t>(config_->GetInt("write-buffer-mb")) << 20;
   eo.max_open_files = static_cast<int>(config_->GetInt("max-open-files"));
+  eo.blob_min_bytes = static_cast<size_t>(config_->GetInt("blob-min-bytes"));
+  eo.blob_file_bytes = static_cast<uint64_t>(config_->GetInt("blob-file-mb")) << 20;
   RaiseFileLimit(static_cast<uint64_t>(eo.max_open_files) + config_->GetInt("maxclients") + 128);
   auto engine = storage::Engine::Open(eo);
   if (!engine.ok()) return engine.status();
@@ -232,6 +235,9 @@ Status Server::OpenStorage() {
                              engine_->expires_count());
   }
   writer_->set_counter(counter_.get());
+  blob_gc_ = std::make_unique<storage::BlobCollector>(
+      engine_.get(), [this](const std::function<void()>& fn) { writer_->RunOnWriter(fn); });
+  blob_gc_->set_garbage_ratio(static_cast<double>(config_->GetInt("blob-gc-garbage-percent")) / 100.0);
   if (repl_) {
     writer_->set_hooks(repl_.get());
     writer_->set_replica_mode(repl_->is_replica());
@@ -305,6 +311,7 @@ Status Server::InstallCopy(const std::string& dir, uint64_t sequence) {
   } resume{backups_.get()};
   std::unique_lock<std::shared_mutex> lock(data_mu_);
   bool replica = writer_->replica_mode();
+  blob_gc_.reset();  // stops it: it runs work on the writer
   writer_->Stop();
   writer_.reset();
   counter_.reset();
@@ -327,6 +334,7 @@ Status Server::InstallCopy(const std::string& dir, uint64_t sequence) {
                    {{"copy", engine_->applied_sequence()}, {"announced", sequence}});
   }
   writer_->Start();
+  blob_gc_->Start();
   return Status::OK();
 }
 
@@ -366,6 +374,11 @@ void Server::WireConfigCallbacks() {
   config_->OnChange("client-output-buffer-limit", [this](const std::string& v) { output_limit_ = std::stoull(v); });
   config_->OnChange("log-level", [](const std::string& v) { logging::SetLevelByName(v); });
   config_->OnChange("max-write-group", [this](const std::string& v) { writer_->set_max_group(std::stoull(v)); });
+  config_->OnChange("blob-min-bytes", [this](const std::string& v) { engine_->set_blob_min_bytes(std::stoull(v)); });
+  config_->OnChange("blob-file-mb",
+                    [this](const std::string& v) { engine_->blobs()->set_file_bytes(std::stoull(v) << 20); });
+  config_->OnChange("blob-gc-garbage-percent",
+                    [this](const std::string& v) { blob_gc_->set_garbage_ratio(std::stod(v) / 100.0); });
   config_->OnChange("expire-keys-per-cycle",
                     [this](const std::string& v) { writer_->set_expire_keys_per_cycle(std::stoull(v)); });
   config_->OnChange("wal-keep-segments", [this](const std::string& v) { writer_->set_keep_segments(std::stoull(v)); });
@@ -452,6 +465,7 @@ void Server::Shutdown() {
   }
   if (repl_) repl_->Stop();
   if (backups_) backups_->Stop();  // before the writer: a freeze holds it
+  if (blob_gc_) blob_gc_->Stop();  // before the writer: it runs work on it
   if (writer_) writer_->Stop();
   for (auto& g : guards_) g.reset();
   for (auto& c : contexts_) c->stop();

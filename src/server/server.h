@@ -28,6 +28,7 @@
 #include "resp/parser.h"
 #include "server/http.h"
 #include "server/writer.h"
+#include "storage/blob_gc.h"
 #include "storage/engine.h"
 #include "storage/key_counter.h"
 #include "storage/view.h"
@@ -147,6 +148,7 @@ class Server final : public commands::Services, public repl::Node {
   std::unique_ptr<wal::Log> log_;
   std::unique_ptr<storage::KeyCounter> counter_;  // before writer_: the writer uses it
   std::unique_ptr<Writer> writer_;
+  std::unique_ptr<storage::BlobCollector> blob_gc_;  // after writer_: it runs work on the writer
   std::unique_ptr<storage::DataView> read_view_;
   std::unique_ptr<repl::Manager> repl_;
   std::unique_ptr<class BackupService> backups_;

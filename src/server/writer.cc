@@ -125,7 +125,7 @@ void Writer::Stop() {
   }
   sync_cv_.notify_all();
   if (syncer_.joinable()) syncer_.join();
-  if (log_->has_unsynced()) (void)log_->Sync();
+  (void)SyncLogAndBlobs();
   // Let the counter finish, then record exact counts durably: a clean stop
   // needs no recount at the next start.
   if (counter_ != nullptr) {
@@ -217,14 +217,24 @@ void Writer::Run() {
   }
 }
 
+Status Writer::SyncLogAndBlobs() {
+  // Blob files first: a value must be durable before the log (and then
+  // LevelDB) can refer to it as durable.
+  if (engine_->blobs()->has_unsynced()) LEVEE_RETURN_IF_ERROR(engine_->blobs()->Sync());
+  if (!log_->has_unsynced()) return Status::OK();
+  return log_->Sync();
+}
+
 void Writer::RunSyncer() {
   std::unique_lock<std::mutex> l(sync_mu_);
   while (!syncer_stop_) {
     sync_cv_.wait_for(l, std::chrono::seconds(1), [this] { return syncer_stop_; });
     if (syncer_stop_) break;
-    if (fsync_.load() != FsyncPolicy::kEverySec || !log_->has_unsynced()) continue;
+    if (fsync_.load() != FsyncPolicy::kEverySec || (!log_->has_unsynced() && !engine_->blobs()->has_unsynced())) {
+      continue;
+    }
     auto t0 = std::chrono::steady_clock::now();
-    Status st = log_->Sync();
+    Status st = SyncLogAndBlobs();
     if (!st.ok()) {
       logging::Error("wal", "background fsync failed; will retry", {{"error", st.ToString()}});
       continue;
@@ -336,7 +346,7 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
     Status st = log_->Append(framed, first_seq, last_seq);
     if (st.ok() && fsync_.load() == FsyncPolicy::kAlways) {
       auto t0 = std::chrono::steady_clock::now();
-      st = log_->Sync();
+      st = SyncLogAndBlobs();
       stats_.fsyncs++;
       stats_.fsync_seconds.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       if (!st.ok()) {
@@ -439,7 +449,7 @@ void Writer::ApplyReplicated(ReplicatedBatch& b) {
   } else {
     st = log_->Append(b.frames, first, last);
     if (st.ok() && fsync_.load() == FsyncPolicy::kAlways) {
-      st = log_->Sync();
+      st = SyncLogAndBlobs();
       stats_.fsyncs++;
     }
     if (st.ok()) {
@@ -486,7 +496,7 @@ void Writer::ExpireCycle(int64_t now_ms) {
     if (!storage::ParseExpiryKey(raw, &at, &key) || at > now_ms) break;
     storage::StoredValue v;
     bool found;
-    if (!engine_->Get(key, &v, &found).ok()) break;
+    if (!engine_->Get(key, &v, &found, /*resolve=*/false).ok()) break;
     // An entry whose key was since overwritten or deleted is stale: drop it.
     if (found && v.expire_at_ms == at) {
       bool deleted;

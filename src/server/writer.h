@@ -159,6 +159,7 @@ class Writer {
  private:
   void Run();
   void RunSyncer();
+  Status SyncLogAndBlobs();
   void ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs);
   void ApplyReplicated(ReplicatedBatch& batch);
   // Why spec may not run now (READONLY, NOREPLICAS), or empty.

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "storage/blob.h"
+
 namespace levee::storage {
 namespace fs = std::filesystem;
 
@@ -72,7 +74,9 @@ bool IsCheckpointFile(const std::string& name) {
     std::string x(s);
     return name.size() > x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0;
   };
-  return name == "CURRENT" || name.rfind("MANIFEST-", 0) == 0 || ends(".ldb") || ends(".sst") || ends(".log");
+  uint64_t blob;
+  return name == "CURRENT" || name.rfind("MANIFEST-", 0) == 0 || ends(".ldb") || ends(".sst") || ends(".log") ||
+         ParseBlobFileName(name, &blob);
 }
 
 StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Take(DeferringEnv* env, const std::string& dir) {
@@ -83,7 +87,10 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Take(DeferringEnv* env, const 
   // 3. List and measure the rest: every table that prefix names exists now.
   //    Logs are measured after the MANIFEST, so they hold every write not
   //    yet in those tables (tables flushed since are unreferenced extras
-  //    that LevelDB drops at open; the log still has their data).
+  //    that LevelDB drops at open; the log still has their data). Blob
+  //    files sort after the logs, so they are measured after them: a value
+  //    is appended before the reference to it is written, so every
+  //    reference in the measured logs points inside the measured blobs.
   // 4. Hold the listed files one by one and end the blanket deferral.
   env->HoldAll();
   struct Unhold {

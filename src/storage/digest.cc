@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 
 #include "common/coding.h"
+#include "storage/engine.h"
 #include "storage/view.h"
 
 namespace levee::storage {
@@ -44,7 +45,7 @@ std::string KeyDigest::OfValue(const StoredValue& v) {
   return d.Finish();
 }
 
-StatusOr<std::string> DigestData(leveldb::Iterator* it, int64_t now_ms, const std::atomic<bool>* cancel,
+StatusOr<std::string> DigestData(leveldb::Iterator* it, const BlobFiles* blobs, int64_t now_ms, const std::atomic<bool>* cancel,
                                  const std::function<void(uint64_t)>& pace) {
   constexpr uint64_t kPaceEvery = 1 << 20;
   uint64_t unpaced = 0;
@@ -54,15 +55,18 @@ StatusOr<std::string> DigestData(leveldb::Iterator* it, int64_t now_ms, const st
     leveldb::Slice k = it->key();
     if (k.empty() || k[0] != kDataPrefix) break;
     if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) return Status::IOError("digest cancelled");
-    unpaced += k.size() + it->value().size();
+    StoredValue v;
+    LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
+    unpaced += k.size() + it->value().size() + (v.in_blob ? v.blob.length : 0);
     if (pace && unpaced >= kPaceEvery) {
       pace(unpaced);
       unpaced = 0;
     }
-    StoredValue v;
-    LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
     if (v.ExpiredAt(now_ms)) continue;
-    d.Add(std::string_view(k.data() + 1, k.size() - 1), v);
+    std::string_view user_key(k.data() + 1, k.size() - 1);
+    Status st = Engine::ResolveIn(blobs, user_key, &v);
+    if (!st.ok()) return Status::Corruption("reading the value of a key for a digest: " + st.message());
+    d.Add(user_key, v);
   }
   if (!it->status().ok()) return Status::Corruption("reading the data for a digest: " + it->status().ToString());
   return d.Finish();

@@ -39,11 +39,12 @@ class KeyDigest {
 };
 
 // Digest of the data keys a raw LevelDB iterator sees (it may read a
-// snapshot), leaving out keys expired at now_ms (0: none left out). Stops
+// snapshot), leaving out keys expired at now_ms (0: none left out). Values
+// in blob files are read from blobs (the same directory's). Stops
 // early with an error when *cancel becomes true. pace (when set) is called
 // with the bytes of keys and values read, about every MiB: a backup's
 // digest takes them from its rate limit.
-StatusOr<std::string> DigestData(leveldb::Iterator* it, int64_t now_ms, const std::atomic<bool>* cancel = nullptr,
+StatusOr<std::string> DigestData(leveldb::Iterator* it, const BlobFiles* blobs, int64_t now_ms, const std::atomic<bool>* cancel = nullptr,
                                  const std::function<void(uint64_t)>& pace = {});
 
 }  // namespace levee::storage

@@ -48,6 +48,7 @@ bool DecodeValue(std::string_view in, StoredValue* out) {
   if (static_cast<uint8_t>(in[0]) != static_cast<uint8_t>(ValueType::kString)) return false;
   out->type = ValueType::kString;
   uint8_t flags = static_cast<uint8_t>(in[1]);
+  if (flags & ~3u) return false;
   in.remove_prefix(2);
   out->expire_at_ms = 0;
   if (flags & 1) {
@@ -55,8 +56,34 @@ bool DecodeValue(std::string_view in, StoredValue* out) {
     if (!GetFixed64(&in, &at)) return false;
     out->expire_at_ms = static_cast<int64_t>(at);
   }
+  out->in_blob = (flags & 2) != 0;
+  out->blob_loaded = false;
+  if (out->in_blob) {
+    uint64_t length;
+    if (!GetVarint64(&in, &out->blob.file) || !GetVarint64(&in, &out->blob.offset) || !GetVarint64(&in, &length) ||
+        !in.empty() || length > UINT32_MAX) {
+      return false;
+    }
+    out->blob.length = static_cast<uint32_t>(length);
+    out->payload.clear();
+    return true;
+  }
   out->payload.assign(in.data(), in.size());
   return true;
+}
+
+size_t ValueHeaderSize(std::string_view encoded) {
+  return encoded.size() >= 2 && (static_cast<uint8_t>(encoded[1]) & 1) ? 10 : 2;
+}
+
+std::string EncodeBlobValue(std::string_view encoded, const BlobRef& ref) {
+  size_t header = ValueHeaderSize(encoded);
+  std::string out(encoded.substr(0, header));
+  out[1] = static_cast<char>(static_cast<uint8_t>(out[1]) | 2);
+  PutVarint64(&out, ref.file);
+  PutVarint64(&out, ref.offset);
+  PutVarint64(&out, ref.length);
+  return out;
 }
 
 std::string EncodeAppliedMeta(const AppliedMeta& m) {

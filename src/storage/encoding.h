@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "storage/blob.h"
+
 namespace levee::storage {
 
 inline constexpr char kDataPrefix = 'd';
@@ -26,6 +28,11 @@ struct StoredValue {
   ValueType type = ValueType::kString;
   int64_t expire_at_ms = 0;  // 0: no expiry
   std::string payload;
+  // Set when LevelDB holds only a reference: the payload is in a blob file
+  // (storage/blob.h) and empty here until Engine::Resolve reads it.
+  bool in_blob = false;
+  bool blob_loaded = false;  // in_blob and the payload has been read
+  BlobRef blob;
 
   bool HasExpiry() const { return expire_at_ms != 0; }
   bool ExpiredAt(int64_t now_ms) const { return expire_at_ms != 0 && expire_at_ms <= now_ms; }
@@ -38,9 +45,16 @@ std::string MetaKey(std::string_view name);
 // Splits an expiry index key; false if it is not one.
 bool ParseExpiryKey(std::string_view key, int64_t* expire_at_ms, std::string_view* user_key);
 
-// Value encoding: u8 type, u8 flags (bit 0: has expiry), [fixed64 expire_at_ms], payload.
+// Value encoding: u8 type, u8 flags (bit 0: has expiry, bit 1: in a blob
+// file), [fixed64 expire_at_ms], then the payload or, with bit 1, varint64
+// file, varint64 offset, varint64 length. EncodeValue writes the payload
+// form (what the log and replicas carry); EncodeBlobValue turns one into
+// the reference form LevelDB keeps for a large value.
 void EncodeValue(const StoredValue& v, std::string* out);
 bool DecodeValue(std::string_view in, StoredValue* out);
+// Bytes of encoded before its payload.
+size_t ValueHeaderSize(std::string_view encoded);
+std::string EncodeBlobValue(std::string_view encoded, const BlobRef& ref);
 
 // The meta record written with every batch: the last applied log sequence
 // and the number of keys (and of keys with an expiry).
@@ -54,7 +68,8 @@ struct AppliedMeta {
 };
 inline constexpr std::string_view kAppliedMetaName = "applied";
 inline constexpr std::string_view kFormatMetaName = "format";
-inline constexpr uint32_t kFormatVersion = 1;
+// 2: values may be in blob files (a levee that knows only 1 refuses the data).
+inline constexpr uint32_t kFormatVersion = 2;
 std::string EncodeAppliedMeta(const AppliedMeta& m);
 bool DecodeAppliedMeta(std::string_view in, AppliedMeta* m);
 

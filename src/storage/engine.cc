@@ -93,16 +93,22 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
                                      std::to_string(v.size() == 4 ? DecodeFixed32(v.data()) : 0) +
                                      "); run that version or restore a compatible backup");
     }
-  } else if (s.IsNotFound()) {
+  }
+  if (s.IsNotFound() || (s.ok() && DecodeFixed32(v.data()) < kFormatVersion)) {
+    // New, or written by a levee without blob files (format 1 is a subset
+    // of 2): mark it, so that a levee that knows only 1 refuses it from now on.
     std::string f;
     PutFixed32(&f, kFormatVersion);
     leveldb::WriteOptions wo;
     wo.sync = true;
     s = db->Put(wo, MetaKey(kFormatMetaName), f);
     if (!s.ok()) return FromLevelDB(s, "cannot initialise " + options.path);
-  } else {
+  } else if (!s.ok()) {
     return FromLevelDB(s, "cannot read format of " + options.path);
   }
+  e->blobs_ = std::make_unique<BlobFiles>(options.path, e->env_.get(), options.blob_file_bytes);
+  LEVEE_RETURN_IF_ERROR(e->blobs_->Open());
+  e->blob_min_bytes_ = options.blob_min_bytes;
 
   s = db->Get(leveldb::ReadOptions(), MetaKey(kAppliedMetaName), &v);
   if (s.ok()) {
@@ -124,24 +130,81 @@ Engine::~Engine() {
   db_.reset();  // before the cache, filter and logger it uses
 }
 
-Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found) const {
+Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found, bool resolve) const {
   std::string raw;
-  leveldb::Status s = db_->Get(leveldb::ReadOptions(), DataKey(user_key), &raw);
-  if (s.IsNotFound()) {
-    *found = false;
-    return Status::OK();
+  const std::string key = DataKey(user_key);
+  // A blob file can vanish between reading the reference and the value
+  // (the collector moved the value and removed the file): read again, which
+  // finds the new reference.
+  for (int attempt = 0;; attempt++) {
+    leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &raw);
+    if (s.IsNotFound()) {
+      *found = false;
+      return Status::OK();
+    }
+    if (!s.ok()) return FromLevelDB(s, "read");
+    if (!DecodeValue(raw, value)) return Status::Corruption("undecodable value stored for a key");
+    *found = true;
+    if (!resolve) return Status::OK();
+    Status st = Resolve(user_key, value);
+    if (st.code() != Status::Code::kNotFound || attempt >= 3) return st;
   }
-  if (!s.ok()) return FromLevelDB(s, "read");
-  if (!DecodeValue(raw, value)) return Status::Corruption("undecodable value stored for a key");
-  *found = true;
+}
+
+Status Engine::ResolveIn(const BlobFiles* blobs, std::string_view user_key, StoredValue* value) {
+  if (!value->in_blob || value->blob_loaded) return Status::OK();
+  if (blobs == nullptr) return Status::Corruption("a value is in a blob file but no blob files were opened");
+  LEVEE_RETURN_IF_ERROR(blobs->Read(value->blob, user_key, &value->payload));
+  value->blob_loaded = true;
   return Status::OK();
 }
+
+namespace {
+// Forwards to LevelDB's iterator and keeps the engine's count of live
+// iterators (see Engine::oldest_iterator).
+class TrackedIterator final : public leveldb::Iterator {
+ public:
+  TrackedIterator(leveldb::Iterator* it, std::mutex* mu, std::multiset<uint64_t>* live, uint64_t epoch)
+      : it_(it), mu_(mu), live_(live), epoch_(epoch) {}
+  ~TrackedIterator() override {
+    it_.reset();
+    std::lock_guard<std::mutex> l(*mu_);
+    live_->erase(live_->find(epoch_));
+  }
+  bool Valid() const override { return it_->Valid(); }
+  void SeekToFirst() override { it_->SeekToFirst(); }
+  void SeekToLast() override { it_->SeekToLast(); }
+  void Seek(const leveldb::Slice& target) override { it_->Seek(target); }
+  void Next() override { it_->Next(); }
+  void Prev() override { it_->Prev(); }
+  leveldb::Slice key() const override { return it_->key(); }
+  leveldb::Slice value() const override { return it_->value(); }
+  leveldb::Status status() const override { return it_->status(); }
+
+ private:
+  std::unique_ptr<leveldb::Iterator> it_;
+  std::mutex* mu_;
+  std::multiset<uint64_t>* live_;
+  uint64_t epoch_;
+};
+}  // namespace
 
 std::unique_ptr<leveldb::Iterator> Engine::NewIterator(bool verify) const {
   leveldb::ReadOptions ro;
   ro.verify_checksums = verify;
   ro.fill_cache = !verify;
-  return std::unique_ptr<leveldb::Iterator>(db_->NewIterator(ro));
+  uint64_t epoch;
+  {
+    std::lock_guard<std::mutex> l(iter_mu_);
+    epoch = ++iter_epoch_;
+    live_iters_.insert(epoch);
+  }
+  return std::make_unique<TrackedIterator>(db_->NewIterator(ro), &iter_mu_, &live_iters_, epoch);
+}
+
+uint64_t Engine::oldest_iterator() const {
+  std::lock_guard<std::mutex> l(iter_mu_);
+  return live_iters_.empty() ? UINT64_MAX : *live_iters_.begin();
 }
 
 std::string Engine::Property(std::string_view name) const {

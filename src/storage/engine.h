@@ -9,10 +9,13 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include "common/status.h"
+#include "storage/blob.h"
 #include "storage/checkpoint.h"
 #include "storage/encoding.h"
 
@@ -34,6 +37,9 @@ struct EngineOptions {
   size_t write_buffer_bytes = 16ull << 20;
   int max_open_files = 1000;
   bool create_if_missing = true;
+  // Values this large or larger go to blob files (0: none do).
+  size_t blob_min_bytes = 1024;
+  uint64_t blob_file_bytes = 64ull << 20;
 };
 
 class Engine {
@@ -47,11 +53,27 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Looks up a user key. *found is false when it is absent (expiry is the
-  // caller's business: the value carries it).
-  Status Get(std::string_view user_key, StoredValue* value, bool* found) const;
+  // caller's business: the value carries it). A value in a blob file is read
+  // unless resolve is false (then only its expiry and reference are set).
+  Status Get(std::string_view user_key, StoredValue* value, bool* found, bool resolve = true) const;
   // A raw iterator over the whole LevelDB (all prefixes), checksums verified
-  // when verify is true. Reads see one consistent snapshot.
+  // when verify is true. Reads see one consistent snapshot; blob files its
+  // values point at stay until it is destroyed (see OldestIterator).
   std::unique_ptr<leveldb::Iterator> NewIterator(bool verify = false) const;
+  // Reads the payload of a value LevelDB holds as a blob reference (a no-op
+  // for any other value).
+  Status Resolve(std::string_view user_key, StoredValue* value) const { return ResolveIn(blobs_.get(), user_key, value); }
+  static Status ResolveIn(const BlobFiles* blobs, std::string_view user_key, StoredValue* value);
+
+  // Blob files (storage/blob.h).
+  BlobFiles* blobs() const { return blobs_.get(); }
+  size_t blob_min_bytes() const { return blob_min_bytes_.load(std::memory_order_relaxed); }
+  void set_blob_min_bytes(size_t n) { blob_min_bytes_.store(n); }
+  // Iterators from NewIterator are numbered; a blob file the collector
+  // emptied at iterator number E is removed once the oldest live one is
+  // newer than E.
+  uint64_t iterator_epoch() const { return iter_epoch_.load(); }
+  uint64_t oldest_iterator() const;  // UINT64_MAX: none live
 
   uint64_t applied_sequence() const { return applied_.load(std::memory_order_acquire); }
   // Keys and keys with an expiry: what the writer knows plus the counter's
@@ -95,6 +117,7 @@ class Engine {
   Status Write(leveldb::WriteBatch* batch, const Commit& commit, bool sync);
 
   leveldb::DB* raw() const { return db_.get(); }
+  DeferringEnv* env() const { return env_.get(); }
   const std::string& path() const { return path_; }
   // A consistent copyable set of the database's files (storage/checkpoint.h).
   StatusOr<std::unique_ptr<Checkpoint>> TakeCheckpoint() { return Checkpoint::Take(env_.get(), path_); }
@@ -107,6 +130,11 @@ class Engine {
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<class CountingCache> cache_;
   std::unique_ptr<leveldb::DB> db_;
+  std::unique_ptr<BlobFiles> blobs_;
+  std::atomic<size_t> blob_min_bytes_{0};
+  mutable std::mutex iter_mu_;
+  mutable std::multiset<uint64_t> live_iters_;  // guarded by iter_mu_
+  mutable std::atomic<uint64_t> iter_epoch_{0};
   std::atomic<uint64_t> applied_{0};
   static uint64_t Clamp(int64_t v) { return v < 0 ? 0 : static_cast<uint64_t>(v); }
   std::atomic<int64_t> known_keys_{0}, known_expires_{0};

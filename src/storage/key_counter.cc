@@ -69,6 +69,7 @@ void KeyCounter::Resolve(const Batch& b) {
     leveldb::Status s = engine_->raw()->Get(ro, DataKey(u.key), &raw);
     StoredValue old;
     bool existed = s.ok() && DecodeValue(raw, &old);
+    if (existed && old.in_blob) engine_->blobs()->AddGarbage(old.blob);
     // The writer counted the new value's expiry and assumed the key existed.
     if (!existed) dkeys++;
     if (existed && old.HasExpiry()) dexpires--;

@@ -43,7 +43,9 @@ Status EngineView::Walk(std::string_view start, bool reverse,
     leveldb::Slice k = it->key();
     if (k.empty() || k[0] != kDataPrefix) break;
     LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
-    if (!fn(std::string_view(k.data() + 1, k.size() - 1), v)) break;
+    std::string_view user_key(k.data() + 1, k.size() - 1);
+    LEVEE_RETURN_IF_ERROR(engine_->Resolve(user_key, &v));
+    if (!fn(user_key, v)) break;
   }
   if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
   return Status::OK();

@@ -20,7 +20,8 @@ Status WriteGroup::Get(std::string_view key, StoredValue* value, bool* found) {
     return Status::OK();
   }
   LEVEE_RETURN_IF_ERROR(engine_->Get(key, value, found));
-  if (counter_) read_cache_.insert_or_assign(std::string(key), std::make_pair(*found, *found && value->HasExpiry()));
+  read_cache_.insert_or_assign(std::string(key),
+                               Known{*found, *found && value->HasExpiry(), *found && value->in_blob, value->blob});
   return Status::OK();
 }
 
@@ -51,6 +52,7 @@ Status WriteGroup::Walk(std::string_view start, bool reverse,
       }
     } else {
       LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
+      LEVEE_RETURN_IF_ERROR(engine_->Resolve(db_key, &v));
       if (!fn(db_key, v)) break;
       reverse ? it->Prev() : it->Next();
     }
@@ -65,6 +67,31 @@ uint64_t WriteGroup::KeyCount() {
 }
 
 
+Status WriteGroup::ReadMeta(std::string_view key, Known* k) {
+  *k = Known{};
+  std::string raw;
+  leveldb::Status s = engine_->raw()->Get(leveldb::ReadOptions(), DataKey(key), &raw);
+  if (s.ok()) {
+    StoredValue v;
+    if (!DecodeValue(raw, &v)) return Status::Corruption("undecodable value stored for a key");
+    *k = Known{true, v.HasExpiry(), v.in_blob, v.blob};
+  } else if (!s.IsNotFound()) {
+    return FromLevelDB(s, "read");
+  }
+  read_cache_.insert_or_assign(std::string(key), *k);
+  return Status::OK();
+}
+
+void WriteGroup::Superseded(std::string_view key, const Known* known) {
+  auto sb = staged_blobs_.find(key);
+  if (sb != staged_blobs_.end()) {
+    engine_->blobs()->AddGarbage(sb->second);
+    staged_blobs_.erase(sb);
+  } else if (known != nullptr && known->found && known->in_blob) {
+    engine_->blobs()->AddGarbage(known->blob);
+  }
+}
+
 Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t expire_at_ms) {
   bool found = false, old_expiry = false;
   auto ov = overlay_.find(key);
@@ -72,25 +99,38 @@ Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t e
   if (ov != overlay_.end()) {
     found = ov->second.has_value();
     old_expiry = found && ov->second->size() > 1 && ((*ov->second)[1] & 1);
+    Superseded(key, nullptr);
   } else if (flushed_) {
     found = false;
   } else if (rc != read_cache_.end()) {
-    found = rc->second.first;
-    old_expiry = rc->second.second;
+    found = rc->second.found;
+    old_expiry = rc->second.expiry;
+    Superseded(key, &rc->second);
   } else if (counter_ && !counter_->overloaded()) {
     // Unknown: count it as existing without an expiry now; the counter
     // corrects both from a snapshot taken just before this group.
     unresolved_.push_back(UnresolvedKey{std::string(key), expire_at_ms != 0});
     found = true;
   } else {
-    StoredValue old;
-    LEVEE_RETURN_IF_ERROR(Get(key, &old, &found));
-    old_expiry = found && old.HasExpiry();
+    Known k;
+    LEVEE_RETURN_IF_ERROR(ReadMeta(key, &k));
+    found = k.found;
+    old_expiry = k.expiry;
+    Superseded(key, &k);
   }
   if (!found) key_delta_++;
   if (old_expiry) expires_delta_--;
   if (expire_at_ms != 0) expires_delta_++;
-  batch_.Put(DataKey(key), encoded);
+  size_t min = engine_->blob_min_bytes();
+  if (min > 0 && encoded.size() - ValueHeaderSize(encoded) >= min) {
+    std::string_view payload = std::string_view(encoded).substr(ValueHeaderSize(encoded));
+    auto ref = engine_->blobs()->Append(key, payload);
+    if (!ref.ok()) return ref.status();
+    batch_.Put(DataKey(key), EncodeBlobValue(encoded, ref.value()));
+    staged_blobs_.insert_or_assign(std::string(key), ref.value());
+  } else {
+    batch_.Put(DataKey(key), encoded);
+  }
   if (expire_at_ms != 0) batch_.Put(ExpiryKey(expire_at_ms, key), "");
   overlay_.insert_or_assign(std::string(key), std::move(encoded));
   staged_ = true;
@@ -100,17 +140,34 @@ Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t e
 Status WriteGroup::Put(std::string_view key, const StoredValue& value) {
   std::string encoded;
   EncodeValue(value, &encoded);
-  if (recording_) recording_->push_back(wal::Mutation{wal::Mutation::Kind::kPut, std::string(key), encoded});
-  return StagePut(key, std::move(encoded), value.expire_at_ms);
+  if (recording_ == nullptr) return StagePut(key, std::move(encoded), value.expire_at_ms);
+  // Logged only once staged: a write that could not be staged (a full
+  // disk under a blob file) must not reach the log either.
+  std::string logged = encoded;
+  LEVEE_RETURN_IF_ERROR(StagePut(key, std::move(encoded), value.expire_at_ms));
+  recording_->push_back(wal::Mutation{wal::Mutation::Kind::kPut, std::string(key), std::move(logged)});
+  return Status::OK();
 }
 
 Status WriteGroup::Delete(std::string_view key, bool* deleted) {
-  bool found;
-  StoredValue old;
-  LEVEE_RETURN_IF_ERROR(Get(key, &old, &found));
+  bool found = false, old_expiry = false;
+  auto ov = overlay_.find(key);
+  if (ov != overlay_.end()) {
+    found = ov->second.has_value();
+    old_expiry = found && ov->second->size() > 1 && ((*ov->second)[1] & 1);
+    if (found) Superseded(key, nullptr);
+  } else if (!flushed_) {
+    auto rc = read_cache_.find(key);
+    Known k;
+    if (rc != read_cache_.end()) k = rc->second;
+    else LEVEE_RETURN_IF_ERROR(ReadMeta(key, &k));
+    found = k.found;
+    old_expiry = k.expiry;
+    if (found) Superseded(key, &k);
+  }
   if (deleted) *deleted = found;
   if (!found) return Status::OK();
-  if (old.HasExpiry()) expires_delta_--;
+  if (old_expiry) expires_delta_--;
   if (recording_) recording_->push_back(wal::Mutation{wal::Mutation::Kind::kDelete, std::string(key), {}});
   key_delta_--;
   batch_.Delete(DataKey(key));
@@ -125,6 +182,8 @@ Status WriteGroup::FlushAll() {
   if (counter_) counter_->Drain();
   unresolved_.clear();
   read_cache_.clear();
+  staged_blobs_.clear();
+  engine_->blobs()->MarkAllGarbage();
   if (recording_) recording_->push_back(wal::Mutation{wal::Mutation::Kind::kFlushAll, {}, {}});
   for (const auto& [k, v] : overlay_) {
     if (v.has_value()) batch_.Delete(DataKey(k));
@@ -215,6 +274,7 @@ void WriteGroup::Reset() {
   expires_delta_ = 0;
   read_cache_.clear();
   unresolved_.clear();
+  staged_blobs_.clear();
 }
 
 }  // namespace levee::storage

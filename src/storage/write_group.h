@@ -74,8 +74,19 @@ class WriteGroup final : public DataView {
   Engine* engine_;
   KeyCounter* counter_;
   leveldb::WriteBatch batch_;
-  // What this group read from LevelDB: existed, had an expiry.
-  std::map<std::string, std::pair<bool, bool>, std::less<>> read_cache_;
+  // What this group read from LevelDB about a key.
+  struct Known {
+    bool found = false, expiry = false;
+    bool in_blob = false;
+    BlobRef blob;
+  };
+  std::map<std::string, Known, std::less<>> read_cache_;
+  // Values this group put in blob files, by key: dead once overwritten.
+  std::map<std::string, BlobRef, std::less<>> staged_blobs_;
+  // The old value of key (now being overwritten or deleted) was in a blob.
+  void Superseded(std::string_view key, const Known* known);
+  // What LevelDB holds for key, without reading a blob; cached.
+  Status ReadMeta(std::string_view key, Known* k);
   std::vector<UnresolvedKey> unresolved_;
   // Pending state per key: encoded value, or nullopt for deleted.
   std::map<std::string, std::optional<std::string>, std::less<>> overlay_;

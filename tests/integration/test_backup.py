@@ -164,9 +164,10 @@ def test_s3_backup_is_signed_right_incremental_and_readable_by_aws_cli(server, s
         assert f"backups/backups/{m['id']}" in names
     man = backups(repo, env=env)[-1]
     assert man["id"] == second["id"]
-    # A table file's object is the file itself behind a 5-byte header.
-    table = sorted(glob.glob(os.path.join(server.data_dir, "db", "*.ldb")))[0]
-    data = open(table, "rb").read()
+    # The 4 KB values are in a blob file, backed up in 4 MiB pieces at fixed
+    # offsets; a piece's object is the piece itself behind a 5-byte header.
+    blob = sorted(glob.glob(os.path.join(server.data_dir, "db", "vlog-*.blob")))[0]
+    data = open(blob, "rb").read()[:4 << 20]
     oid = hashlib.sha256(data).hexdigest()
     dest = os.path.join(tmpdir_path, "obj")
     s3.aws("s3", "cp", f"s3://levee/backups/objects/{oid[:2]}/{oid}", dest)

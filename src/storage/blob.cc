@@ -1,0 +1,332 @@
+#include "storage/blob.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <leveldb/env.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "common/coding.h"
+#include "common/file.h"
+
+namespace levee::storage {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr size_t kHeader = 12;  // fixed32 crc, fixed32 key length, fixed32 value length
+constexpr std::string_view kPrefix = "vlog-";
+constexpr std::string_view kSuffix = ".blob";
+
+std::string Errno(const std::string& what, const std::string& path) {
+  return what + " " + path + ": " + std::strerror(errno);
+}
+
+}  // namespace
+
+std::string BlobFileName(uint64_t number) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "vlog-%06llu.blob", static_cast<unsigned long long>(number));
+  return buf;
+}
+
+bool ParseBlobFileName(std::string_view name, uint64_t* number) {
+  if (name.size() <= kPrefix.size() + kSuffix.size() || name.substr(0, kPrefix.size()) != kPrefix ||
+      name.substr(name.size() - kSuffix.size()) != kSuffix) {
+    return false;
+  }
+  std::string_view digits = name.substr(kPrefix.size(), name.size() - kPrefix.size() - kSuffix.size());
+  uint64_t n = 0;
+  for (char c : digits) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *number = n;
+  return true;
+}
+
+uint32_t BlobFiles::RecordSize(size_t key_size, size_t value_size) {
+  return static_cast<uint32_t>(kHeader + key_size + value_size);
+}
+
+BlobFiles::BlobFiles(std::string dir, leveldb::Env* env, uint64_t file_bytes)
+    : dir_(std::move(dir)), env_(env), file_bytes_(file_bytes) {}
+
+BlobFiles::~BlobFiles() {
+  if (active_fd_ >= 0) ::close(active_fd_);
+  for (auto& [n, fd] : fds_) ::close(fd);
+}
+
+std::string BlobFiles::Path(uint64_t number) const { return (fs::path(dir_) / BlobFileName(number)).string(); }
+
+Status BlobFiles::Open() {
+  std::error_code ec;
+  std::lock_guard<std::mutex> l(info_mu_);
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    uint64_t n;
+    if (!ParseBlobFileName(e.path().filename().string(), &n)) continue;
+    BlobFileInfo info;
+    info.number = n;
+    info.bytes = e.file_size(ec);
+    info.surveyed = false;
+    files_[n] = info;
+    next_number_ = std::max(next_number_, n + 1);
+  }
+  if (ec) return Status::IOError("cannot list blob files in " + dir_ + ": " + ec.message());
+  return Status::OK();
+}
+
+Status BlobFiles::OpenNext() {
+  if (active_fd_ >= 0) {
+    if (unsynced_.exchange(false) && ::fdatasync(active_fd_) != 0) {
+      unsynced_ = true;
+      return Status::IOError(Errno("cannot sync blob file", Path(active_number_)));
+    }
+    ::close(active_fd_);
+    active_fd_ = -1;
+    std::lock_guard<std::mutex> l(info_mu_);
+    files_[active_number_].active = false;
+  }
+  uint64_t n = next_number_++;
+  std::string path = Path(n);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    if (errno == ENOSPC) return Status::NoSpace(Errno("cannot create blob file", path));
+    return Status::IOError(Errno("cannot create blob file", path));
+  }
+  // The new name must survive a crash before any reference to it does.
+  int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  active_fd_ = fd;
+  active_number_ = n;
+  active_size_ = 0;
+  std::lock_guard<std::mutex> l(info_mu_);
+  BlobFileInfo info;
+  info.number = n;
+  info.active = true;
+  files_[n] = info;
+  return Status::OK();
+}
+
+StatusOr<BlobRef> BlobFiles::Append(std::string_view key, std::string_view value) {
+  if (active_fd_ < 0 || active_size_ >= file_bytes_.load(std::memory_order_relaxed)) {
+    std::lock_guard<std::mutex> l(active_mu_);
+    LEVEE_RETURN_IF_ERROR(OpenNext());
+  }
+  std::string rec;
+  rec.reserve(kHeader + key.size() + value.size());
+  PutFixed32(&rec, 0);  // the CRC, below
+  PutFixed32(&rec, static_cast<uint32_t>(key.size()));
+  PutFixed32(&rec, static_cast<uint32_t>(value.size()));
+  rec.append(key).append(value);
+  uint32_t crc = Crc32(std::string_view(rec).substr(4));
+  std::string crc_bytes;
+  PutFixed32(&crc_bytes, crc);
+  rec.replace(0, 4, crc_bytes);
+  size_t done = 0;
+  while (done < rec.size()) {
+    ssize_t w = ::pwrite(active_fd_, rec.data() + done, rec.size() - done, static_cast<off_t>(active_size_ + done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      int err = errno;
+      // Leave no partial record behind the next append.
+      (void)::ftruncate(active_fd_, static_cast<off_t>(active_size_));
+      errno = err;
+      if (err == ENOSPC || err == EDQUOT) return Status::NoSpace(Errno("blob file full", Path(active_number_)));
+      return Status::IOError(Errno("cannot write blob file", Path(active_number_)));
+    }
+    done += static_cast<size_t>(w);
+  }
+  BlobRef ref{active_number_, active_size_, static_cast<uint32_t>(value.size())};
+  active_size_ += rec.size();
+  unsynced_.store(true, std::memory_order_release);
+  std::lock_guard<std::mutex> l(info_mu_);
+  files_[active_number_].bytes = active_size_;
+  return ref;
+}
+
+Status BlobFiles::Sync() {
+  std::lock_guard<std::mutex> l(active_mu_);
+  if (active_fd_ < 0 || !unsynced_.exchange(false)) return Status::OK();
+  if (::fdatasync(active_fd_) != 0) {
+    unsynced_ = true;
+    return Status::IOError(Errno("cannot sync blob file", Path(active_number_)));
+  }
+  return Status::OK();
+}
+
+Status BlobFiles::Read(const BlobRef& ref, std::string_view key, std::string* value) const {
+  const size_t size = kHeader + key.size() + ref.length;
+  std::string buf(size, '\0');
+  ssize_t got = -1;
+  int err = 0;
+  {
+    std::shared_lock<std::shared_mutex> l(fds_mu_);
+    auto it = fds_.find(ref.file);
+    if (it != fds_.end()) {
+      got = ::pread(it->second, buf.data(), size, static_cast<off_t>(ref.offset));
+      err = errno;
+    }
+  }
+  if (got < 0 && err == 0) {
+    std::unique_lock<std::shared_mutex> l(fds_mu_);
+    auto it = fds_.find(ref.file);
+    int fd = it != fds_.end() ? it->second : ::open(Path(ref.file).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return Status::NotFound("blob file " + Path(ref.file) + " is gone");
+      return Status::IOError(Errno("cannot open blob file", Path(ref.file)));
+    }
+    got = ::pread(fd, buf.data(), size, static_cast<off_t>(ref.offset));
+    err = errno;
+    if (it == fds_.end()) {
+      if (removed_.count(ref.file)) ::close(fd);  // held by a checkpoint only: don't cache it
+      else fds_[ref.file] = fd;
+    }
+  }
+  if (got < 0) {
+    errno = err;
+    return Status::IOError(Errno("cannot read blob file", Path(ref.file)));
+  }
+  std::string where = Path(ref.file) + " at offset " + std::to_string(ref.offset);
+  if (static_cast<size_t>(got) < size) {
+    return Status::Corruption("blob record in " + where + " is cut short (the file ends at " +
+                              std::to_string(ref.offset + static_cast<uint64_t>(got)) +
+                              "): the value was lost; delete or rewrite the key, or restore a backup");
+  }
+  std::string_view v(buf);
+  uint32_t crc = DecodeFixed32(v.data());
+  uint32_t klen = DecodeFixed32(v.data() + 4), vlen = DecodeFixed32(v.data() + 8);
+  if (klen != key.size() || vlen != ref.length || v.substr(kHeader, klen) != key ||
+      crc != Crc32(v.substr(4))) {
+    return Status::Corruption("blob record in " + where +
+                              " does not match its checksum or its key: the value is damaged; delete or rewrite "
+                              "the key, or restore a backup (levee check lists every damaged value)");
+  }
+  value->assign(v.data() + kHeader + klen, vlen);
+  return Status::OK();
+}
+
+Status BlobFiles::ScanFile(uint64_t number,
+                           const std::function<bool(uint64_t, std::string_view, std::string_view)>& fn,
+                           uint64_t* torn_at) const {
+  std::string path = Path(number);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::NotFound("blob file " + path + " is gone");
+    return Status::IOError(Errno("cannot open blob file", path));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::IOError(Errno("cannot stat blob file", path));
+  const uint64_t end = static_cast<uint64_t>(st.st_size);
+  if (torn_at) *torn_at = end;
+  // Read in large pieces; a record may straddle two.
+  std::string buf;
+  uint64_t buf_at = 0, off = 0;
+  auto ensure = [&](uint64_t at, size_t n) -> bool {
+    if (at >= buf_at && at + n <= buf_at + buf.size()) return true;
+    size_t want = std::max<size_t>(n, 4 << 20);
+    if (at + want > end) want = static_cast<size_t>(end - at);
+    if (want < n) return false;
+    buf.resize(want);
+    size_t done = 0;
+    while (done < want) {
+      ssize_t r = ::pread(fd, buf.data() + done, want - done, static_cast<off_t>(at + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) return false;
+      done += static_cast<size_t>(r);
+    }
+    buf_at = at;
+    return true;
+  };
+  while (off < end) {
+    if (!ensure(off, kHeader)) break;
+    const char* h = buf.data() + (off - buf_at);
+    uint32_t crc = DecodeFixed32(h), klen = DecodeFixed32(h + 4), vlen = DecodeFixed32(h + 8);
+    uint64_t rec = kHeader + static_cast<uint64_t>(klen) + vlen;
+    if (off + rec > end || !ensure(off, static_cast<size_t>(rec))) break;
+    std::string_view r(buf.data() + (off - buf_at), static_cast<size_t>(rec));
+    if (Crc32(r.substr(4)) != crc) break;
+    if (!fn(off, r.substr(kHeader, klen), r.substr(kHeader + klen, vlen))) return Status::OK();
+    off += rec;
+  }
+  if (torn_at) *torn_at = off;
+  return Status::OK();
+}
+
+void BlobFiles::AddGarbage(const BlobRef& ref) {
+  std::lock_guard<std::mutex> l(info_mu_);
+  auto it = files_.find(ref.file);
+  if (it == files_.end()) return;
+  // The record's size, less the key (not known here; keys are small).
+  it->second.garbage = std::min(it->second.bytes, it->second.garbage + kHeader + ref.length);
+}
+
+void BlobFiles::SetGarbage(uint64_t number, uint64_t garbage) {
+  std::lock_guard<std::mutex> l(info_mu_);
+  auto it = files_.find(number);
+  if (it == files_.end()) return;
+  it->second.garbage = std::min(it->second.bytes, garbage);
+  it->second.surveyed = true;
+}
+
+void BlobFiles::MarkAllGarbage() {
+  std::lock_guard<std::mutex> l(info_mu_);
+  for (auto& [n, f] : files_) {
+    f.garbage = f.bytes;
+    f.surveyed = true;
+  }
+}
+
+std::vector<BlobFileInfo> BlobFiles::Files() const {
+  std::lock_guard<std::mutex> l(info_mu_);
+  std::vector<BlobFileInfo> out;
+  for (const auto& [n, f] : files_) out.push_back(f);
+  return out;
+}
+
+BlobStats BlobFiles::Stats() const {
+  std::lock_guard<std::mutex> l(info_mu_);
+  BlobStats s;
+  for (const auto& [n, f] : files_) {
+    s.files++;
+    s.bytes += f.bytes;
+    s.garbage += f.garbage;
+  }
+  return s;
+}
+
+Status BlobFiles::Remove(uint64_t number) {
+  {
+    std::lock_guard<std::mutex> l(info_mu_);
+    auto it = files_.find(number);
+    if (it != files_.end() && it->second.active) {
+      return Status::InvalidArgument("blob file " + Path(number) + " is still being written");
+    }
+    files_.erase(number);
+  }
+  {
+    std::unique_lock<std::shared_mutex> l(fds_mu_);
+    auto it = fds_.find(number);
+    if (it != fds_.end()) {
+      ::close(it->second);
+      fds_.erase(it);
+    }
+    removed_.insert(number);
+  }
+  std::string path = Path(number);
+  leveldb::Status s = env_ != nullptr ? env_->RemoveFile(path) : leveldb::Env::Default()->RemoveFile(path);
+  if (!s.ok()) return Status::IOError("cannot remove blob file " + path + ": " + s.ToString());
+  return Status::OK();
+}
+
+}  // namespace levee::storage

@@ -1,0 +1,247 @@
+#include "storage/blob.h"
+
+#include <gtest/gtest.h>
+#include <leveldb/db.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "../test_util.h"
+#include "storage/blob_gc.h"
+#include "storage/checkpoint.h"
+#include "storage/digest.h"
+#include "storage/engine.h"
+#include "storage/write_group.h"
+
+namespace levee::storage {
+namespace {
+namespace fs = std::filesystem;
+
+void FlipByte(const std::string& path, uint64_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c;
+  f.get(c);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.put(static_cast<char>(c ^ 0x5a));
+}
+
+TEST(BlobFilesTest, ValuesReadBackAndDamageIsNamedNotServed) {
+  levee::testing::TempDir dir;
+  BlobFiles b(dir.path(), nullptr);
+  ASSERT_TRUE(b.Open().ok());
+  std::string big(5000, 'v');
+  auto r1 = b.Append("k1", big);
+  auto r2 = b.Append("k2", "second");
+  ASSERT_TRUE(r1.ok() && r2.ok());
+  EXPECT_EQ(r2.value().offset, BlobFiles::RecordSize(2, big.size()));
+  std::string v;
+  ASSERT_TRUE(b.Read(r1.value(), "k1", &v).ok());
+  EXPECT_EQ(v, big);
+  ASSERT_TRUE(b.Read(r2.value(), "k2", &v).ok());
+  EXPECT_EQ(v, "second");
+  // A reference read for another key is refused.
+  Status st = b.Read(r1.value(), "k2", &v);
+  EXPECT_TRUE(st.IsCorruption()) << st.ToString();
+
+  std::string path = (fs::path(dir.path()) / BlobFileName(r1.value().file)).string();
+  FlipByte(path, r1.value().offset + 100);
+  st = b.Read(r1.value(), "k1", &v);
+  EXPECT_TRUE(st.IsCorruption());
+  EXPECT_NE(st.message().find("checksum"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find(BlobFileName(r1.value().file)), std::string::npos) << st.message();
+  ASSERT_TRUE(b.Read(r2.value(), "k2", &v).ok());  // the other record is untouched
+
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(r2.value().offset + 5)), 0);
+  st = b.Read(r2.value(), "k2", &v);
+  EXPECT_TRUE(st.IsCorruption());
+  EXPECT_NE(st.message().find("cut short"), std::string::npos) << st.message();
+}
+
+TEST(BlobFilesTest, ScanStopsAtATornTailAndFilesRollAtTheirSize) {
+  levee::testing::TempDir dir;
+  BlobFiles b(dir.path(), nullptr, /*file_bytes=*/10000);
+  ASSERT_TRUE(b.Open().ok());
+  std::vector<BlobRef> refs;
+  for (int i = 0; i < 10; i++) {
+    auto r = b.Append("key" + std::to_string(i), std::string(3000, static_cast<char>('a' + i)));
+    ASSERT_TRUE(r.ok());
+    refs.push_back(r.value());
+  }
+  // 3012+ bytes a record, a new file once one passes 10000: 4 records each.
+  auto files = b.Files();
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_FALSE(files[0].active);
+  EXPECT_TRUE(files[2].active);
+  EXPECT_EQ(refs[4].file, files[1].number);
+  EXPECT_EQ(refs[4].offset, 0u);
+
+  std::string path = (fs::path(dir.path()) / BlobFileName(files[0].number)).string();
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(files[0].bytes - 1)), 0);
+  std::vector<std::string> keys;
+  uint64_t torn = 0;
+  ASSERT_TRUE(b.ScanFile(files[0].number,
+                         [&](uint64_t, std::string_view k, std::string_view v) {
+                           keys.emplace_back(k);
+                           EXPECT_EQ(v.size(), 3000u);
+                           return true;
+                         },
+                         &torn)
+                  .ok());
+  EXPECT_EQ(keys, (std::vector<std::string>{"key0", "key1", "key2"}));
+  EXPECT_EQ(torn, refs[3].offset);
+
+  // A reopened store appends to a new file, after the old ones.
+  BlobFiles again(dir.path(), nullptr);
+  ASSERT_TRUE(again.Open().ok());
+  auto r = again.Append("x", "y");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().file, files[2].number + 1);
+  for (const auto& f : again.Files()) EXPECT_EQ(f.surveyed, f.active) << f.number;
+
+  ASSERT_TRUE(b.Remove(files[1].number).ok());
+  std::string v;
+  EXPECT_EQ(b.Read(refs[4], "key4", &v).code(), Status::Code::kNotFound);
+  EXPECT_FALSE(b.Remove(files[2].number).ok());  // being written
+  EXPECT_TRUE(IsCheckpointFile(BlobFileName(7)));
+}
+
+std::unique_ptr<Engine> OpenEngine(const std::string& path, size_t min_bytes, uint64_t file_bytes = 64 << 20) {
+  EngineOptions o;
+  o.path = path;
+  o.block_cache_bytes = 1 << 20;
+  o.blob_min_bytes = min_bytes;
+  o.blob_file_bytes = file_bytes;
+  auto e = Engine::Open(o);
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  return std::move(e.value());
+}
+
+StoredValue Str(std::string s, int64_t exp = 0) {
+  StoredValue v;
+  v.payload = std::move(s);
+  v.expire_at_ms = exp;
+  return v;
+}
+
+TEST(BlobEngineTest, LargeValuesLiveInBlobFilesAndReadBackTheSame) {
+  levee::testing::TempDir dir;
+  std::string digest_inline, digest_blob;
+  for (size_t min : {size_t{0}, size_t{100}}) {
+    levee::testing::TempDir d;
+    auto engine = OpenEngine(d.path(), min);
+    WriteGroup g(engine.get());
+    ASSERT_TRUE(g.Put("small", Str("tiny")).ok());
+    ASSERT_TRUE(g.Put("big", Str(std::string(500, 'b'), 9999999999999)).ok());
+    ASSERT_TRUE(g.Put("big2", Str(std::string(300, 'c'))).ok());
+    ASSERT_TRUE(g.Put("big2", Str(std::string(400, 'd'))).ok());  // the first copy is dead at once
+    ASSERT_TRUE(g.Commit(1, false).ok());
+    std::string raw;
+    ASSERT_TRUE(engine->raw()->Get(leveldb::ReadOptions(), DataKey("big"), &raw).ok());
+    if (min > 0) EXPECT_LT(raw.size(), 40u);  // a reference, not the value
+    StoredValue v;
+    bool found;
+    ASSERT_TRUE(engine->Get("big", &v, &found).ok());
+    ASSERT_TRUE(found);
+    EXPECT_EQ(v.payload, std::string(500, 'b'));
+    EXPECT_EQ(v.expire_at_ms, 9999999999999);
+    ASSERT_TRUE(engine->Get("big2", &v, &found).ok());
+    EXPECT_EQ(v.payload, std::string(400, 'd'));
+    if (min > 0) {
+      BlobStats s = engine->blobs()->Stats();
+      EXPECT_EQ(s.files, 1u);
+      EXPECT_EQ(s.garbage, BlobFiles::RecordSize(0, 300));  // the overwritten copy, less its key
+    }
+    // Scans see the values too, and the digest depends only on the data.
+    EngineView view(engine.get());
+    std::vector<std::string> seen;
+    ASSERT_TRUE(view.Scan("", [&](std::string_view k, const StoredValue& sv) {
+                      seen.push_back(std::string(k) + "=" + std::to_string(sv.payload.size()));
+                      return true;
+                    }).ok());
+    EXPECT_EQ(seen, (std::vector<std::string>{"big=500", "big2=400", "small=4"}));
+    auto it = engine->NewIterator();
+    auto dg = DigestData(it.get(), engine->blobs(), 0);
+    ASSERT_TRUE(dg.ok()) << dg.status().ToString();
+    (min == 0 ? digest_inline : digest_blob) = dg.value();
+    // Deleting a blob value makes its record dead.
+    WriteGroup g2(engine.get());
+    bool deleted;
+    ASSERT_TRUE(g2.Delete("big", &deleted).ok());
+    EXPECT_TRUE(deleted);
+    ASSERT_TRUE(g2.Commit(2, false).ok());
+    ASSERT_TRUE(engine->Get("big", &v, &found).ok());
+    EXPECT_FALSE(found);
+  }
+  EXPECT_EQ(digest_inline, digest_blob);
+}
+
+TEST(BlobEngineTest, CollectorMovesLiveValuesAndRemovesDeadFiles) {
+  levee::testing::TempDir dir;
+  auto engine = OpenEngine(dir.path(), 100, /*file_bytes=*/20000);
+  BlobCollector gc(engine.get(), [](const std::function<void()>& fn) { fn(); });
+  gc.set_garbage_ratio(0.5);
+  uint64_t seq = 0;
+  auto put = [&](int i, char c) {
+    WriteGroup g(engine.get());
+    ASSERT_TRUE(g.Put("k" + std::to_string(i), Str(std::string(1000, c))).ok());
+    ASSERT_TRUE(g.Commit(++seq, false).ok());
+  };
+  for (int i = 0; i < 60; i++) put(i, 'a');
+  // Overwrite most keys: the early files become mostly dead.
+  for (int i = 0; i < 60; i++) {
+    if (i % 5 != 0) put(i, 'b');
+  }
+  uint64_t before = engine->blobs()->Stats().bytes;
+  auto it = engine->NewIterator();  // an old reader: files it may need stay
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    it.reset();
+  });
+  for (int pass = 0; pass < 20; pass++) ASSERT_TRUE(gc.RunPass().ok());
+  release.join();
+  for (int pass = 0; pass < 20; pass++) ASSERT_TRUE(gc.RunPass().ok());
+  EXPECT_GT(gc.stats().files_removed.load(), 0u);
+  EXPECT_GT(gc.stats().bytes_relocated.load(), 0u);
+  EXPECT_LT(engine->blobs()->Stats().bytes, before);
+  for (int i = 0; i < 60; i++) {
+    StoredValue v;
+    bool found;
+    ASSERT_TRUE(engine->Get("k" + std::to_string(i), &v, &found).ok()) << i;
+    ASSERT_TRUE(found);
+    EXPECT_EQ(v.payload, std::string(1000, i % 5 == 0 ? 'a' : 'b')) << i;
+  }
+}
+
+TEST(BlobEngineTest, AReopenedEngineSurveysOldFilesBeforeCollectingThem) {
+  levee::testing::TempDir dir;
+  {
+    auto engine = OpenEngine(dir.path(), 100, 20000);
+    uint64_t seq = 0;
+    for (char c : {'a', 'b', 'c'}) {
+      for (int i = 0; i < 20; i++) {
+        WriteGroup g(engine.get());
+        ASSERT_TRUE(g.Put("k" + std::to_string(i), Str(std::string(1000, c))).ok());
+        ASSERT_TRUE(g.Commit(++seq, false).ok());
+      }
+    }
+  }
+  auto engine = OpenEngine(dir.path(), 100, 20000);
+  EXPECT_EQ(engine->blobs()->Stats().garbage, 0u);  // not known yet
+  BlobCollector gc(engine.get(), [](const std::function<void()>& fn) { fn(); });
+  for (int pass = 0; pass < 20; pass++) ASSERT_TRUE(gc.RunPass().ok());
+  EXPECT_GT(gc.stats().surveys.load(), 0u);
+  EXPECT_GT(gc.stats().files_removed.load(), 0u);
+  for (int i = 0; i < 20; i++) {
+    StoredValue v;
+    bool found;
+    ASSERT_TRUE(engine->Get("k" + std::to_string(i), &v, &found).ok());
+    EXPECT_EQ(v.payload, std::string(1000, 'c'));
+  }
+}
+
+}  // namespace
+}  // namespace levee::storage
