@@ -23,16 +23,18 @@ def writer_thread(port, tid, acked, stop):
     try:
         while not stop.is_set():
             key = f"t{tid}:{i}"
+            # Every fourth value is large enough for a blob file (blob-min-bytes).
+            value = f"v{i}" + ("." * (1500 + 7 * i % 5000) if i % 4 == 3 else "")
             if i % 3 == 0:
-                r.set(key, f"v{i}")
+                r.set(key, value)
             elif i % 3 == 1:
                 with r.pipeline(transaction=True) as p:  # MULTI/EXEC: one record
-                    p.set(key, f"v{i}")
+                    p.set(key, value)
                     p.incr(f"t{tid}:counter")
                     p.execute()
             else:
-                r.mset({key: f"v{i}", f"{key}:b": "b"})
-            acked.append((key, f"v{i}".encode(), i))
+                r.mset({key: value, f"{key}:b": "b"})
+            acked.append((key, value.encode(), i))
             i += 1
     except (redis.ConnectionError, redis.TimeoutError, ConnectionResetError):
         pass
@@ -80,6 +82,7 @@ def test_acknowledged_writes_survive_kill9_with_fsync_always(server_factory):
     report = json.loads(result.stdout)
     assert result.returncode == 0, report
     assert report["ok"] is True
+    assert report["blob_values"] > 0, report
 
 
 def test_counters_are_exact_across_kill9(server_factory):
