@@ -284,6 +284,7 @@ void PkScanRange(CommandContext& ctx, std::vector<std::string>& a, bool reverse)
   }
   std::vector<std::pair<std::string, std::string>> out;
   std::string next;
+  Status loaded;
   auto visit = [&](std::string_view k, const StoredValue& v) {
     if (!end.empty() && (reverse ? k < end : k > end)) return false;
     if (v.ExpiredAt(ctx.now_ms) || !GlobMatch(pattern, k)) return true;
@@ -291,10 +292,18 @@ void PkScanRange(CommandContext& ctx, std::vector<std::string>& a, bool reverse)
       next.assign(k);
       return false;
     }
+    if (with_values && v.in_blob) {
+      StoredValue full = v;
+      loaded = ctx.view.Load(k, &full);
+      if (!loaded.ok()) return false;
+      out.emplace_back(std::string(k), std::move(full.payload));
+      return true;
+    }
     out.emplace_back(std::string(k), with_values ? v.payload : std::string());
     return true;
   };
   Status st = strings ? (reverse ? ctx.view.ScanReverse(start, visit) : ctx.view.Scan(start, visit)) : Status::OK();
+  if (st.ok()) st = loaded;
   if (!st.ok()) return ctx.ReplyStatus(st);
   ctx.reply.ArrayHeader(2);
   ctx.reply.Bulk(next);

@@ -409,10 +409,20 @@ void Debug(CommandContext& ctx, std::vector<std::string>& a) {
   std::string sub = ToLower(a[1]);
   if (sub == "digest" && a.size() == 2) {
     storage::KeyDigest d;
+    Status loaded;
+    StoredValue full;
     Status st = ctx.view.Scan("", [&](std::string_view k, const StoredValue& v) {
-      if (!v.ExpiredAt(ctx.now_ms)) d.Add(k, v);
-      return true;
+      if (v.ExpiredAt(ctx.now_ms)) return true;
+      if (!v.in_blob) {
+        d.Add(k, v);
+        return true;
+      }
+      full = v;
+      loaded = ctx.view.Load(k, &full);
+      if (loaded.ok()) d.Add(k, full);
+      return loaded.ok();
     });
+    if (st.ok()) st = loaded;
     if (!st.ok()) return ctx.ReplyStatus(st);
     return ctx.reply.Bulk(d.Finish());
   }

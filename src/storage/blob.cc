@@ -193,9 +193,9 @@ Status BlobFiles::Read(const BlobRef& ref, std::string_view key, std::string* va
     errno = err;
     return Status::IOError(Errno("cannot read blob file", Path(ref.file)));
   }
-  std::string where = Path(ref.file) + " at offset " + std::to_string(ref.offset);
+  auto where = [&] { return Path(ref.file) + " at offset " + std::to_string(ref.offset); };
   if (static_cast<size_t>(got) < size) {
-    return Status::Corruption("blob record in " + where + " is cut short (the file ends at " +
+    return Status::Corruption("blob record in " + where() + " is cut short (the file ends at " +
                               std::to_string(ref.offset + static_cast<uint64_t>(got)) +
                               "): the value was lost; delete or rewrite the key, or restore a backup");
   }
@@ -204,7 +204,7 @@ Status BlobFiles::Read(const BlobRef& ref, std::string_view key, std::string* va
   uint32_t klen = DecodeFixed32(v.data() + 4), vlen = DecodeFixed32(v.data() + 8);
   if (klen != key.size() || vlen != ref.length || v.substr(kHeader, klen) != key ||
       crc != Crc32(v.substr(4))) {
-    return Status::Corruption("blob record in " + where +
+    return Status::Corruption("blob record in " + where() +
                               " does not match its checksum or its key: the value is damaged; delete or rewrite "
                               "the key, or restore a backup (levee check lists every damaged value)");
   }

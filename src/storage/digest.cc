@@ -3,6 +3,8 @@
 #include <leveldb/iterator.h>
 #include <openssl/evp.h>
 
+#include <cassert>
+
 #include "common/coding.h"
 #include "storage/engine.h"
 #include "storage/view.h"
@@ -18,6 +20,8 @@ KeyDigest::KeyDigest() : ctx_(std::make_unique<Ctx>()) { EVP_DigestInit_ex(ctx_-
 KeyDigest::~KeyDigest() = default;
 
 void KeyDigest::Add(std::string_view key, const StoredValue& v) {
+  // A value still in its blob file has no payload here: callers load it.
+  assert(!v.in_blob || v.blob_loaded);
   std::string buf;
   PutVarint64(&buf, key.size());
   buf.append(key);

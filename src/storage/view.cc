@@ -43,14 +43,14 @@ Status EngineView::Walk(std::string_view start, bool reverse,
     leveldb::Slice k = it->key();
     if (k.empty() || k[0] != kDataPrefix) break;
     LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
-    std::string_view user_key(k.data() + 1, k.size() - 1);
-    LEVEE_RETURN_IF_ERROR(engine_->Resolve(user_key, &v));
-    if (!fn(user_key, v)) break;
+    if (!fn(std::string_view(k.data() + 1, k.size() - 1), v)) break;
   }
   if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
   return Status::OK();
 }
 
 uint64_t EngineView::KeyCount() { return engine_->key_count(); }
+
+Status EngineView::Load(std::string_view key, StoredValue* value) { return engine_->Resolve(key, value); }
 
 }  // namespace levee::storage

@@ -33,7 +33,9 @@ class DataView {
   // *found false if the key is absent. Expired values are returned as they
   // are: callers decide with StoredValue::ExpiredAt.
   virtual Status Get(std::string_view key, StoredValue* value, bool* found) = 0;
-  // Calls fn for each key >= start in key order until it returns false.
+  // Calls fn for each key >= start in key order until it returns false. A
+  // value kept in a blob file comes without its payload (in_blob set): call
+  // Load for the ones whose payload is needed.
   virtual Status Scan(std::string_view start,
                       const std::function<bool(std::string_view key, const StoredValue&)>& fn) = 0;
   // Calls fn for each key <= start (every key, from the last, when start is
@@ -42,6 +44,8 @@ class DataView {
                              const std::function<bool(std::string_view key, const StoredValue&)>& fn) = 0;
   // Number of keys, counting expired ones not yet removed.
   virtual uint64_t KeyCount() = 0;
+  // Reads the payload of a value a scan passed without it (no-op otherwise).
+  virtual Status Load(std::string_view key, StoredValue* value) = 0;
 };
 
 class EngineView final : public DataView {
@@ -57,6 +61,7 @@ class EngineView final : public DataView {
     return Walk(start, true, fn);
   }
   uint64_t KeyCount() override;
+  Status Load(std::string_view key, StoredValue* value) override;
 
  private:
   Status Walk(std::string_view start, bool reverse,

@@ -52,7 +52,6 @@ Status WriteGroup::Walk(std::string_view start, bool reverse,
       }
     } else {
       LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
-      LEVEE_RETURN_IF_ERROR(engine_->Resolve(db_key, &v));
       if (!fn(db_key, v)) break;
       reverse ? it->Prev() : it->Next();
     }

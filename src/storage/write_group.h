@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/engine.h"
 #include "storage/key_counter.h"
 #include "storage/view.h"
 #include "wal/record.h"
@@ -40,6 +41,7 @@ class WriteGroup final : public DataView {
     return Walk(start, true, fn);
   }
   uint64_t KeyCount() override;
+  Status Load(std::string_view key, StoredValue* value) override { return engine_->Resolve(key, value); }
 
   // Where mutations are recorded (nullptr: not recorded).
   void set_recording(std::vector<wal::Mutation>* r) { recording_ = r; }

@@ -68,6 +68,12 @@ def test_large_values_read_back_the_same_across_restarts_and_digest_like_inline_
     assert digest == ri.execute_command("DEBUG", "DIGEST")
     assert r.execute_command("DEBUG", "DIGEST-VALUE", "huge") == ri.execute_command("DEBUG", "DIGEST-VALUE", "huge")
     assert sorted(r.scan_iter(count=3)) == sorted(ri.scan_iter(count=3))
+    assert sorted(r.keys("*")) == sorted(ri.keys("*"))
+    # Range scans with values read the large ones from their blob file.
+    for cmd in ("PKSCANRANGE", "PKRSCANRANGE"):
+        got = r.execute_command(cmd, "string_with_value", "", "", "LIMIT", 100)
+        assert got == ri.execute_command(cmd, "string_with_value", "", "", "LIMIT", 100)
+        assert len(got[1]) == 2 * r.dbsize() and b"huge" in got[1]
 
     srv.kill9()
     srv.start()
