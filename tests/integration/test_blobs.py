@@ -182,3 +182,38 @@ def test_blob_min_bytes_changes_at_run_time_and_old_values_stay_readable(server)
     with pytest.raises(redis.ResponseError) as e:
         r.config_set("blob-gc-garbage-percent", "0")
     assert "blob-gc-garbage-percent" in str(e.value)
+
+
+def test_replicas_keep_their_own_blob_files_and_converge_through_collection(server_factory):
+    small = ["--blob-file-mb", "1"]
+    p = server_factory(small)
+    r1 = server_factory(small + ["--replicaof", f"127.0.0.1:{p.port}"])
+    c = p.client()
+    rng = random.Random(11)
+    for rnd in range(3):
+        pipe = c.pipeline(transaction=False)
+        for i in range(600):
+            if rnd == 0 or i % 4:
+                pipe.set(f"k{i}", rng.randbytes(3000))
+        pipe.execute()
+    pipe = c.pipeline(transaction=False)
+    for i in range(0, 600, 7):
+        pipe.delete(f"k{i}")
+    pipe.execute()
+
+    def collected(s):
+        return lambda: s.client().info("levee")["blob_gc_files_removed"] >= 2
+
+    wait_until(collected(p), timeout=60, what="the primary's collector")
+    wait_until(collected(r1), timeout=60, what="the replica's collector")
+
+    def same(*servers):
+        ds = [s.client().execute_command("DEBUG", "DIGEST") for s in servers]
+        return all(d == ds[0] for d in ds)
+
+    wait_until(lambda: same(p, r1), timeout=30, what="replica 1 to hold the primary's data")
+    # A replica that joins now gets the checkpoint: blob files included.
+    r2 = server_factory(small + ["--replicaof", f"127.0.0.1:{p.port}"])
+    wait_until(lambda: same(p, r2), timeout=30, what="replica 2 (full resync) to hold the primary's data")
+    assert glob.glob(os.path.join(r2.data_dir, "db", "vlog-*.blob"))
+    assert r2.client().get("k1") == c.get("k1")
