@@ -72,6 +72,18 @@ bool DecodeValue(std::string_view in, StoredValue* out) {
   return true;
 }
 
+bool DecodeValue(std::string&& raw, StoredValue* out) {
+  const size_t header = ValueHeaderSize(raw);
+  if (raw.size() < header || (raw.size() >= 2 && (static_cast<uint8_t>(raw[1]) & 2))) {
+    return DecodeValue(std::string_view(raw), out);  // short (an error) or a blob reference
+  }
+  std::string payload = std::move(raw);
+  if (!DecodeValue(std::string_view(payload).substr(0, header), out)) return false;
+  payload.erase(0, header);
+  out->payload = std::move(payload);
+  return true;
+}
+
 size_t ValueHeaderSize(std::string_view encoded) {
   return encoded.size() >= 2 && (static_cast<uint8_t>(encoded[1]) & 1) ? 10 : 2;
 }

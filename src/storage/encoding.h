@@ -52,6 +52,8 @@ bool ParseExpiryKey(std::string_view key, int64_t* expire_at_ms, std::string_vie
 // the reference form LevelDB keeps for a large value.
 void EncodeValue(const StoredValue& v, std::string* out);
 bool DecodeValue(std::string_view in, StoredValue* out);
+// The same, taking the bytes: the payload keeps raw's buffer (no copy).
+bool DecodeValue(std::string&& raw, StoredValue* out);
 // Bytes of encoded before its payload.
 size_t ValueHeaderSize(std::string_view encoded);
 std::string EncodeBlobValue(std::string_view encoded, const BlobRef& ref);

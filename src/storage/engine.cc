@@ -143,7 +143,7 @@ Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found, b
       return Status::OK();
     }
     if (!s.ok()) return FromLevelDB(s, "read");
-    if (!DecodeValue(raw, value)) return Status::Corruption("undecodable value stored for a key");
+    if (!DecodeValue(std::move(raw), value)) return Status::Corruption("undecodable value stored for a key");
     *found = true;
     if (!resolve) return Status::OK();
     Status st = Resolve(user_key, value);

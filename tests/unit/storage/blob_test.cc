@@ -252,3 +252,36 @@ TEST(BlobEngineTest, AReopenedEngineSurveysOldFilesBeforeCollectingThem) {
 
 }  // namespace
 }  // namespace levee::storage
+
+namespace levee::storage {
+namespace {
+
+TEST(ValueEncodingTest, PayloadAndReferenceFormsDecodeFromViewsAndOwnedBytes) {
+  StoredValue v = Str("hello world", 1234567);
+  std::string enc;
+  EncodeValue(v, &enc);
+  EXPECT_EQ(ValueHeaderSize(enc), 10u);
+  StoredValue a, b;
+  ASSERT_TRUE(DecodeValue(std::string_view(enc), &a));
+  ASSERT_TRUE(DecodeValue(std::string(enc), &b));
+  for (const StoredValue* d : {&a, &b}) {
+    EXPECT_EQ(d->payload, "hello world");
+    EXPECT_EQ(d->expire_at_ms, 1234567);
+    EXPECT_FALSE(d->in_blob);
+  }
+  std::string ref = EncodeBlobValue(enc, BlobRef{3, 70000, 11});
+  ASSERT_TRUE(DecodeValue(std::string(ref), &b));
+  EXPECT_TRUE(b.in_blob);
+  EXPECT_EQ(b.blob, (BlobRef{3, 70000, 11}));
+  EXPECT_EQ(b.expire_at_ms, 1234567);
+  EXPECT_TRUE(b.payload.empty());
+  // Unknown flag bits, a cut expiry and trailing bytes after a reference are refused.
+  std::string bad = enc;
+  bad[1] = static_cast<char>(bad[1] | 4);
+  EXPECT_FALSE(DecodeValue(std::string_view(bad), &a));
+  EXPECT_FALSE(DecodeValue(std::string(enc.substr(0, 6)), &a));
+  EXPECT_FALSE(DecodeValue(ref + "x", &a));
+}
+
+}  // namespace
+}  // namespace levee::storage
