@@ -2,6 +2,7 @@
 temp dir, waits for it by polling (never fixed sleeps), and stops only the
 processes it started."""
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,10 +17,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LEVEE = os.environ.get("TEST_LEVEE_BIN", os.path.join(ROOT, "build", "levee"))
 
 
+_given_ports = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port no one listens on, below the kernel's ephemeral range: a port
+    the kernel hands out (bind to 0) can be taken by any outgoing connection
+    (a client, a replica, a Sentinel) before the server we give it to binds
+    it, which made starts fail now and then with "Address already in use"."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        ephemeral_low = int(f.read().split()[0])
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(10000, ephemeral_low)
+        if port in _given_ports:
+            continue
+        try:
+            for host in ("0.0.0.0", "127.0.0.1"):
+                with socket.socket() as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        _given_ports.add(port)
+        return port
+    raise AssertionError("no free port below the ephemeral range")
 
 
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
