@@ -92,6 +92,17 @@ void WriteGroup::Superseded(std::string_view key, const Known* known) {
 }
 
 Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t expire_at_ms) {
+  // A large value goes to its blob file first: if that fails nothing of this
+  // write is staged or counted.
+  std::string stored;
+  std::optional<BlobRef> blob;
+  size_t min = engine_->blob_min_bytes();
+  if (min > 0 && encoded.size() - ValueHeaderSize(encoded) >= min) {
+    auto ref = engine_->blobs()->Append(key, std::string_view(encoded).substr(ValueHeaderSize(encoded)));
+    if (!ref.ok()) return ref.status();
+    blob = ref.value();
+    stored = EncodeBlobValue(encoded, *blob);
+  }
   bool found = false, old_expiry = false;
   auto ov = overlay_.find(key);
   auto rc = ov == overlay_.end() ? read_cache_.find(key) : read_cache_.end();
@@ -120,13 +131,9 @@ Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t e
   if (!found) key_delta_++;
   if (old_expiry) expires_delta_--;
   if (expire_at_ms != 0) expires_delta_++;
-  size_t min = engine_->blob_min_bytes();
-  if (min > 0 && encoded.size() - ValueHeaderSize(encoded) >= min) {
-    std::string_view payload = std::string_view(encoded).substr(ValueHeaderSize(encoded));
-    auto ref = engine_->blobs()->Append(key, payload);
-    if (!ref.ok()) return ref.status();
-    batch_.Put(DataKey(key), EncodeBlobValue(encoded, ref.value()));
-    staged_blobs_.insert_or_assign(std::string(key), ref.value());
+  if (blob) {
+    batch_.Put(DataKey(key), stored);
+    staged_blobs_.insert_or_assign(std::string(key), *blob);
   } else {
     batch_.Put(DataKey(key), encoded);
   }
