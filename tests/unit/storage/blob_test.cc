@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "../test_util.h"
+#include "engine_test_util.h"
 #include "storage/blob_gc.h"
 #include "storage/checkpoint.h"
 #include "storage/digest.h"
@@ -109,23 +110,8 @@ TEST(BlobFilesTest, ScanStopsAtATornTailAndFilesRollAtTheirSize) {
   EXPECT_TRUE(IsCheckpointFile(BlobFileName(7)));
 }
 
-std::unique_ptr<Engine> OpenEngine(const std::string& path, size_t min_bytes, uint64_t file_bytes = 64 << 20) {
-  EngineOptions o;
-  o.path = path;
-  o.block_cache_bytes = 1 << 20;
-  o.blob_min_bytes = min_bytes;
-  o.blob_file_bytes = file_bytes;
-  auto e = Engine::Open(o);
-  EXPECT_TRUE(e.ok()) << e.status().ToString();
-  return std::move(e.value());
-}
-
-StoredValue Str(std::string s, int64_t exp = 0) {
-  StoredValue v;
-  v.payload = std::move(s);
-  v.expire_at_ms = exp;
-  return v;
-}
+using test::OpenEngine;
+using test::Str;
 
 TEST(BlobEngineTest, LargeValuesLiveInBlobFilesAndReadBackTheSame) {
   std::string digest_inline, digest_blob;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "../test_util.h"
+#include "engine_test_util.h"
 #include "storage/engine.h"
 #include "storage/key_counter.h"
 
@@ -12,21 +13,8 @@
 namespace levee::storage {
 namespace {
 
-std::unique_ptr<Engine> OpenEngine(const std::string& path) {
-  EngineOptions o;
-  o.path = path;
-  o.block_cache_bytes = 1 << 20;
-  auto e = Engine::Open(o);
-  EXPECT_TRUE(e.ok()) << e.status().ToString();
-  return std::move(e.value());
-}
-
-StoredValue Str(std::string s, int64_t exp = 0) {
-  StoredValue v;
-  v.payload = std::move(s);
-  v.expire_at_ms = exp;
-  return v;
-}
+using test::OpenEngine;
+using test::Str;
 
 std::vector<std::string> Keys(DataView& view, bool reverse = false, std::string start = "") {
   std::vector<std::string> out;
