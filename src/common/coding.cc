@@ -91,8 +91,10 @@ bool GetLengthPrefixed(std::string_view* in, std::string_view* s) {
   return true;
 }
 
-uint32_t Crc32(std::string_view data) {
-  uLong crc = crc32(0L, Z_NULL, 0);
+uint32_t Crc32(std::string_view data) { return Crc32Extend(static_cast<uint32_t>(crc32(0L, Z_NULL, 0)), data); }
+
+uint32_t Crc32Extend(uint32_t seed, std::string_view data) {
+  uLong crc = seed;
   // zlib takes uInt lengths; feed in chunks so huge records stay correct.
   while (!data.empty()) {
     uInt n = static_cast<uInt>(std::min<size_t>(data.size(), 1u << 30));

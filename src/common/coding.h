@@ -29,6 +29,9 @@ bool GetLengthPrefixed(std::string_view* in, std::string_view* s);
 
 // CRC-32 (zlib's polynomial) of data.
 uint32_t Crc32(std::string_view data);
+// The CRC-32 of the bytes whose CRC is seed followed by data:
+// Crc32Extend(Crc32(a), b) == Crc32(a + b).
+uint32_t Crc32Extend(uint32_t seed, std::string_view data);
 
 // Lowercase hex of bytes.
 std::string HexEncode(std::string_view bytes);

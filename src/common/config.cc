@@ -39,6 +39,10 @@ std::vector<Config::Entry> MakeTable() {
       {"blob-min-bytes", T::kBytes, "1024", 0, INT64_C(1) << 32, {}, true,
        "values this large or larger are kept in blob files beside LevelDB, which then holds only a reference: "
        "compaction stops rewriting them (0: every value in LevelDB)"},
+      {"blob-cache-mb", T::kInt, "auto", 0, 1 << 24, {"auto"}, false,
+       "cache of blob values (blob-min-bytes or larger) in levee's memory, in MiB; new values go in as they are "
+       "written. auto: a quarter of the memory levee may use (the container's limit, else the machine's), at "
+       "most 16 GiB; 0: none, every read of such a value goes to the blob file"},
       {"blob-file-mb", T::kInt, "64", 1, 4096, {}, true, "size at which a new blob file is started"},
       {"blob-gc-garbage-percent", T::kInt, "50", 1, 100, {}, true,
        "a sealed blob file whose dead records (overwritten or deleted values) reach this share is rewritten "
@@ -227,10 +231,17 @@ Status Config::Set(const std::string& name_in, const std::string& value, const s
   };
   switch (e->type) {
     case Type::kInt: {
+      // A kInt's `allowed` words (like "auto") stand beside the numbers.
+      if (std::find(e->allowed.begin(), e->allowed.end(), Lower(v)) != e->allowed.end()) {
+        v = Lower(v);
+        break;
+      }
       int64_t n;
       auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
       if (v.empty() || ec != std::errc() || p != v.data() + v.size() || n < e->min || n > e->max) {
-        return bad("an integer from " + std::to_string(e->min) + " to " + std::to_string(e->max));
+        std::string words;
+        for (const auto& a : e->allowed) words += ", or " + a;
+        return bad("an integer from " + std::to_string(e->min) + " to " + std::to_string(e->max) + words);
       }
       break;
     }

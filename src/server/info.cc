@@ -190,6 +190,10 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "blob_files", bs.files);
     line(o, "blob_bytes", bs.bytes);
     line(o, "blob_garbage_bytes", bs.garbage);
+    line(o, "blob_cache_max_bytes", bs.cache_capacity);
+    line(o, "blob_cache_bytes", bs.cache_bytes);
+    line(o, "blob_cache_hits", bs.cache_hits);
+    line(o, "blob_cache_misses", bs.cache_misses);
     line(o, "blob_gc_files_removed", blob_gc_->stats().files_removed.load());
     line(o, "blob_gc_bytes_reclaimed", blob_gc_->stats().bytes_reclaimed.load());
     line(o, "blob_gc_bytes_relocated", blob_gc_->stats().bytes_relocated.load());

@@ -247,6 +247,20 @@ void Server::RegisterMetrics() {
                       Type::kCounter, {}, [this, open](SampleWriter& w) {
                         if (open()) w.Value({}, static_cast<double>(blob_gc_->stats().bytes_relocated.load()));
                       }});
+  // The blob value cache, one family per BlobStats field.
+  auto blob_cache = [&](const char* name, const char* help, Type type, uint64_t storage::BlobStats::*field) {
+    reg.Register(Family{name, help, type, {}, [this, open, field](SampleWriter& w) {
+                          if (open()) w.Value({}, static_cast<double>(engine_->blobs()->Stats().*field));
+                        }});
+  };
+  blob_cache("levee_blob_cache_capacity_bytes", "Capacity of the blob value cache (blob-cache-mb).", Type::kGauge,
+             &storage::BlobStats::cache_capacity);
+  blob_cache("levee_blob_cache_bytes", "Bytes held in the blob value cache.", Type::kGauge,
+             &storage::BlobStats::cache_bytes);
+  blob_cache("levee_blob_cache_hits_total", "Reads of blob values answered from the value cache.", Type::kCounter,
+             &storage::BlobStats::cache_hits);
+  blob_cache("levee_blob_cache_misses_total", "Reads of blob values that went to a blob file.", Type::kCounter,
+             &storage::BlobStats::cache_misses);
   reg.Register(Family{"levee_leveldb_block_cache_hits_total", "LevelDB block cache lookups that hit.",
                       Type::kCounter, {}, [this, open](SampleWriter& w) {
                         if (open()) w.Value({}, static_cast<double>(engine_->block_cache_hits()));

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/coding.h"
 #include "common/logging.h"
+#include "common/memory.h"
 #include "common/version.h"
 #include "server/connection.h"
 #include "server/http.h"
@@ -191,6 +192,7 @@ Status Server::OpenStorage() {
   eo.max_open_files = static_cast<int>(config_->GetInt("max-open-files"));
   eo.blob_min_bytes = static_cast<size_t>(config_->GetInt("blob-min-bytes"));
   eo.blob_file_bytes = static_cast<uint64_t>(config_->GetInt("blob-file-mb")) << 20;
+  eo.blob_cache_bytes = AutoSizedBytes(config_->GetString("blob-cache-mb"), 0.25, 16, 16 << 10);
   RaiseFileLimit(static_cast<uint64_t>(eo.max_open_files) + config_->GetInt("maxclients") + 128);
   auto engine = storage::Engine::Open(eo);
   if (!engine.ok()) return engine.status();

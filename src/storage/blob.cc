@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <leveldb/env.h>
@@ -12,6 +13,7 @@
 
 #include "common/coding.h"
 #include "common/file.h"
+#include "storage/counting_cache.h"
 
 namespace levee::storage {
 namespace fs = std::filesystem;
@@ -23,6 +25,23 @@ constexpr std::string_view kSuffix = ".blob";
 
 std::string Errno(const std::string& what, const std::string& path) {
   return what + " " + path + ": " + std::strerror(errno);
+}
+
+// A value cache entry: the key is kept so a lookup checks it as a read
+// does; the value is buf[offset..offset+length of the ref].
+struct CachedValue {
+  std::string key, buf;
+  size_t offset;
+};
+constexpr size_t kCacheEntryOverhead = sizeof(CachedValue) + 64;  // allocations and the LRU node
+
+void DeleteCachedValue(const leveldb::Slice&, void* v) { delete static_cast<CachedValue*>(v); }
+
+std::string CacheKey(const BlobRef& ref) {
+  std::string k;
+  PutFixed64(&k, ref.file);
+  PutFixed64(&k, ref.offset);
+  return k;
 }
 
 }  // namespace
@@ -52,8 +71,11 @@ uint32_t BlobFiles::RecordSize(size_t key_size, size_t value_size) {
   return static_cast<uint32_t>(kHeader + key_size + value_size);
 }
 
-BlobFiles::BlobFiles(std::string dir, leveldb::Env* env, uint64_t file_bytes)
-    : dir_(std::move(dir)), env_(env), file_bytes_(file_bytes) {}
+BlobFiles::BlobFiles(std::string dir, leveldb::Env* env, uint64_t file_bytes, size_t cache_bytes)
+    : dir_(std::move(dir)), env_(env), file_bytes_(file_bytes) {
+  if (cache_bytes > 0) cache_ = std::make_unique<CountingCache>(cache_bytes);
+  cache_capacity_ = cache_bytes;
+}
 
 BlobFiles::~BlobFiles() {
   if (active_fd_ >= 0) ::close(active_fd_);
@@ -114,24 +136,81 @@ Status BlobFiles::OpenNext() {
   return Status::OK();
 }
 
+void BlobFiles::CacheInsert(const BlobRef& ref, std::string_view key, std::string buffer,
+                            size_t value_offset) const {
+  if (!cache_) return;
+  size_t charge = key.size() + buffer.capacity() + kCacheEntryOverhead;
+  auto* v = new CachedValue{std::string(key), std::move(buffer), value_offset};
+  cache_->Release(cache_->Insert(CacheKey(ref), v, charge, &DeleteCachedValue));
+}
+
+void BlobFiles::CacheErase(const BlobRef& ref) const {
+  if (cache_) cache_->Erase(CacheKey(ref));
+}
+
+bool BlobFiles::CacheLookup(const BlobRef& ref, std::string_view key, std::string* value) const {
+  if (!cache_) return false;
+  leveldb::Cache::Handle* h = cache_->Lookup(CacheKey(ref));
+  if (h == nullptr) return false;
+  const auto* v = static_cast<const CachedValue*>(cache_->Value(h));
+  bool match = v->key == key && v->buf.size() - v->offset == ref.length;
+  if (match) value->assign(v->buf, v->offset, ref.length);
+  cache_->Release(h);
+  return match;  // a mismatch is read from the file, which reports it
+}
+
+StatusOr<BlobRef> BlobFiles::AppendCached(std::string_view key, std::string buffer, size_t value_offset) {
+  auto ref = Append(key, std::string_view(buffer).substr(value_offset));
+  if (ref.ok()) CacheInsert(ref.value(), key, std::move(buffer), value_offset);
+  return ref;
+}
+
+StatusOr<BlobRef> BlobFiles::Move(const BlobRef& from, std::string_view key, std::string value) {
+  bool cached = false;
+  if (cache_) {
+    if (leveldb::Cache::Handle* h = cache_->LookupUncounted(CacheKey(from))) {
+      cached = true;
+      cache_->Release(h);
+      cache_->Erase(CacheKey(from));
+    }
+  }
+  if (!cached) return Append(key, value);
+  return AppendCached(key, std::move(value), 0);
+}
+
 StatusOr<BlobRef> BlobFiles::Append(std::string_view key, std::string_view value) {
   if (active_fd_ < 0 || active_size_ >= file_bytes_.load(std::memory_order_relaxed)) {
     std::lock_guard<std::mutex> l(active_mu_);
     LEVEE_RETURN_IF_ERROR(OpenNext());
   }
-  std::string rec;
-  rec.reserve(kHeader + key.size() + value.size());
-  PutFixed32(&rec, 0);  // the CRC, below
-  PutFixed32(&rec, static_cast<uint32_t>(key.size()));
-  PutFixed32(&rec, static_cast<uint32_t>(value.size()));
-  rec.append(key).append(value);
-  uint32_t crc = Crc32(std::string_view(rec).substr(4));
+  // Header, key and value go out in one pwritev, without gathering them.
+  std::string header;
+  PutFixed32(&header, 0);  // the CRC, below
+  PutFixed32(&header, static_cast<uint32_t>(key.size()));
+  PutFixed32(&header, static_cast<uint32_t>(value.size()));
+  uint32_t crc = Crc32Extend(Crc32Extend(Crc32(std::string_view(header).substr(4)), key), value);
   std::string crc_bytes;
   PutFixed32(&crc_bytes, crc);
-  rec.replace(0, 4, crc_bytes);
+  header.replace(0, 4, crc_bytes);
+  const size_t total = header.size() + key.size() + value.size();
+  std::string_view parts[3] = {header, key, value};
   size_t done = 0;
-  while (done < rec.size()) {
-    ssize_t w = ::pwrite(active_fd_, rec.data() + done, rec.size() - done, static_cast<off_t>(active_size_ + done));
+  while (done < total) {
+    // The iovecs for what is still to write.
+    iovec iov[3];
+    int n = 0;
+    size_t skip = done;
+    for (auto part : parts) {
+      if (skip >= part.size()) {
+        skip -= part.size();
+        continue;
+      }
+      iov[n].iov_base = const_cast<char*>(part.data() + skip);
+      iov[n].iov_len = part.size() - skip;
+      skip = 0;
+      n++;
+    }
+    ssize_t w = ::pwritev(active_fd_, iov, n, static_cast<off_t>(active_size_ + done));
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       int err = errno;
@@ -144,7 +223,7 @@ StatusOr<BlobRef> BlobFiles::Append(std::string_view key, std::string_view value
     done += static_cast<size_t>(w);
   }
   BlobRef ref{active_number_, active_size_, static_cast<uint32_t>(value.size())};
-  active_size_ += rec.size();
+  active_size_ += total;
   unsynced_.store(true, std::memory_order_release);
   std::lock_guard<std::mutex> l(info_mu_);
   files_[active_number_].bytes = active_size_;
@@ -162,6 +241,7 @@ Status BlobFiles::Sync() {
 }
 
 Status BlobFiles::Read(const BlobRef& ref, std::string_view key, std::string* value) const {
+  if (CacheLookup(ref, key, value)) return Status::OK();
   const size_t size = kHeader + key.size() + ref.length;
   std::string buf(size, '\0');
   ssize_t got = -1;
@@ -209,6 +289,7 @@ Status BlobFiles::Read(const BlobRef& ref, std::string_view key, std::string* va
                               "the key, or restore a backup (levee check lists every damaged value)");
   }
   value->assign(v.data() + kHeader + klen, vlen);
+  CacheInsert(ref, key, std::move(buf), kHeader + klen);
   return Status::OK();
 }
 
@@ -264,6 +345,7 @@ Status BlobFiles::ScanFile(uint64_t number,
 }
 
 void BlobFiles::AddGarbage(const BlobRef& ref) {
+  CacheErase(ref);
   std::lock_guard<std::mutex> l(info_mu_);
   auto it = files_.find(ref.file);
   if (it == files_.end()) return;
@@ -301,6 +383,12 @@ BlobStats BlobFiles::Stats() const {
     s.files++;
     s.bytes += f.bytes;
     s.garbage += f.garbage;
+  }
+  if (cache_) {
+    s.cache_capacity = cache_capacity_;
+    s.cache_bytes = cache_->TotalCharge();
+    s.cache_hits = cache_->hits();
+    s.cache_misses = cache_->misses();
   }
   return s;
 }

@@ -17,6 +17,13 @@
 // LevelDB directory so checkpoints, backups and full resyncs carry them
 // with the tables that reference them.
 //
+// A value cache (LevelDB's sharded LRU, in levee's own memory) holds values
+// by location: Append puts each new value in it, Read fills it on a miss.
+// It keeps GETs of large values off the disk when the page cache is small
+// or reclaimed (a container's memory limit counts the page cache too).
+// A location is never reused within one BlobFiles, so entries need no
+// invalidation; those of removed files age out.
+//
 // Threads: Append and Seal are for the writer thread; Read, Sync, Remove,
 // ScanFile and the statistics for any thread.
 #pragma once
@@ -25,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <shared_mutex>
@@ -36,6 +44,10 @@
 
 namespace leveldb {
 class Env;
+}
+
+namespace levee::storage {
+class CountingCache;
 }
 
 namespace levee::storage {
@@ -60,13 +72,15 @@ struct BlobFileInfo {
 
 struct BlobStats {
   uint64_t files = 0, bytes = 0, garbage = 0;
+  uint64_t cache_capacity = 0, cache_bytes = 0, cache_hits = 0, cache_misses = 0;
 };
 
 class BlobFiles {
  public:
   // dir: the LevelDB directory. env: removals go through it (nullptr:
-  // remove directly; read-only users never remove).
-  BlobFiles(std::string dir, leveldb::Env* env, uint64_t file_bytes = 64ull << 20);
+  // remove directly; read-only users never remove). cache_bytes: the value
+  // cache's capacity (0: no cache).
+  BlobFiles(std::string dir, leveldb::Env* env, uint64_t file_bytes = 64ull << 20, size_t cache_bytes = 0);
   ~BlobFiles();
   BlobFiles(const BlobFiles&) = delete;
   BlobFiles& operator=(const BlobFiles&) = delete;
@@ -76,8 +90,15 @@ class BlobFiles {
   void set_file_bytes(uint64_t n) { file_bytes_.store(n); }
 
   // Writer thread. Appends a record for key's value; the new file is created
-  // on the first append of a run and rolled at file_bytes.
+  // on the first append of a run and rolled at file_bytes. Not cached (the
+  // collector's moves).
   StatusOr<BlobRef> Append(std::string_view key, std::string_view value);
+  // The same for the value at buffer[value_offset..], which then goes into
+  // the value cache taking buffer with it (no copy on the writer thread).
+  StatusOr<BlobRef> AppendCached(std::string_view key, std::string buffer, size_t value_offset);
+  // The collector's move of the record at from (key, value) to the end: a
+  // value that was cached stays cached at its new place.
+  StatusOr<BlobRef> Move(const BlobRef& from, std::string_view key, std::string value);
   // fdatasync of the file being appended to (any thread).
   Status Sync();
   bool has_unsynced() const { return unsynced_.load(std::memory_order_acquire); }
@@ -94,7 +115,8 @@ class BlobFiles {
                   const std::function<bool(uint64_t offset, std::string_view key, std::string_view value)>& fn,
                   uint64_t* torn_at = nullptr) const;
 
-  // Estimates for the collector.
+  // Estimates for the collector. AddGarbage also drops the value from the
+  // value cache (nothing live refers to it).
   void AddGarbage(const BlobRef& ref);
   void SetGarbage(uint64_t number, uint64_t garbage);
   // Everything written so far is dead (a FLUSHALL).
@@ -109,6 +131,9 @@ class BlobFiles {
  private:
   std::string Path(uint64_t number) const;
   Status OpenNext();  // writer thread, under active_mu_
+  void CacheInsert(const BlobRef& ref, std::string_view key, std::string buffer, size_t value_offset) const;
+  void CacheErase(const BlobRef& ref) const;
+  bool CacheLookup(const BlobRef& ref, std::string_view key, std::string* value) const;
 
   const std::string dir_;
   leveldb::Env* env_;
@@ -129,6 +154,9 @@ class BlobFiles {
   mutable std::shared_mutex fds_mu_;
   mutable std::map<uint64_t, int> fds_;
   std::set<uint64_t> removed_;  // guarded by fds_mu_
+
+  std::unique_ptr<CountingCache> cache_;  // null: no value cache
+  size_t cache_capacity_ = 0;
 };
 
 }  // namespace levee::storage

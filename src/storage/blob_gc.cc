@@ -130,15 +130,16 @@ Status BlobCollector::Collect(uint64_t file, uint64_t bytes) {
     run_on_writer_([&] {
       leveldb::WriteBatch wb;
       std::string raw;
-      for (const auto& r : batch) {
+      for (auto& r : batch) {
         if (!References(db, r.key, file, r.offset, &raw)) continue;  // overwritten since the scan
-        auto ref = blobs->Append(r.key, r.value);
+        const size_t size = r.value.size();
+        auto ref = blobs->Move(BlobRef{file, r.offset, static_cast<uint32_t>(size)}, r.key, std::move(r.value));
         if (!ref.ok()) {
           failed = ref.status();
           return;
         }
         wb.Put(DataKey(r.key), EncodeBlobValue(raw, ref.value()));
-        relocated += r.value.size();
+        relocated += size;
       }
       leveldb::Status s = db->Write(leveldb::WriteOptions(), &wb);
       if (!s.ok()) failed = FromLevelDB(s, "move blob references");

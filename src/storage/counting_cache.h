@@ -23,6 +23,8 @@ class CountingCache final : public leveldb::Cache {
     (h ? hits_ : misses_).fetch_add(1, std::memory_order_relaxed);
     return h;
   }
+  // A lookup that is not a read (bookkeeping): not counted.
+  Handle* LookupUncounted(const leveldb::Slice& key) { return inner_->Lookup(key); }
   void Release(Handle* handle) override { inner_->Release(handle); }
   void* Value(Handle* handle) override { return inner_->Value(handle); }
   void Erase(const leveldb::Slice& key) override { inner_->Erase(key); }

@@ -106,7 +106,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   } else if (!s.ok()) {
     return FromLevelDB(s, "cannot read format of " + options.path);
   }
-  e->blobs_ = std::make_unique<BlobFiles>(options.path, e->env_.get(), options.blob_file_bytes);
+  e->blobs_ = std::make_unique<BlobFiles>(options.path, e->env_.get(), options.blob_file_bytes,
+                                         options.blob_cache_bytes);
   LEVEE_RETURN_IF_ERROR(e->blobs_->Open());
   e->blob_min_bytes_ = options.blob_min_bytes;
 

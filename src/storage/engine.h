@@ -40,6 +40,7 @@ struct EngineOptions {
   // Values this large or larger go to blob files (0: none do).
   size_t blob_min_bytes = 1024;
   uint64_t blob_file_bytes = 64ull << 20;
+  size_t blob_cache_bytes = 0;  // the blob value cache (0: none)
 };
 
 class Engine {

@@ -97,11 +97,14 @@ Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t e
   std::string stored;
   std::optional<BlobRef> blob;
   size_t min = engine_->blob_min_bytes();
-  if (min > 0 && encoded.size() - ValueHeaderSize(encoded) >= min) {
-    auto ref = engine_->blobs()->Append(key, std::string_view(encoded).substr(ValueHeaderSize(encoded)));
+  const size_t header = ValueHeaderSize(encoded);
+  if (min > 0 && encoded.size() - header >= min) {
+    std::string head = encoded.substr(0, header);
+    // The value cache takes the encoded value as it is (no copy).
+    auto ref = engine_->blobs()->AppendCached(key, std::move(encoded), header);
     if (!ref.ok()) return ref.status();
     blob = ref.value();
-    stored = EncodeBlobValue(encoded, *blob);
+    stored = EncodeBlobValue(head, *blob);
   }
   bool found = false, old_expiry = false;
   auto ov = overlay_.find(key);

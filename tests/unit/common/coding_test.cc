@@ -41,5 +41,10 @@ TEST(CodingTest, Crc32MatchesKnownValue) {
   EXPECT_EQ(Crc32("123456789"), 0xCBF43926u);  // the CRC-32 check value
 }
 
+TEST(CodingTest, Crc32ExtendEqualsTheCrcOfTheJoinedBytes) {
+  EXPECT_EQ(Crc32Extend(Crc32("1234"), "56789"), 0xCBF43926u);
+  EXPECT_EQ(Crc32Extend(Crc32Extend(Crc32(""), "123456789"), ""), 0xCBF43926u);
+}
+
 }  // namespace
 }  // namespace levee

@@ -103,6 +103,15 @@ TEST(ConfigTest, WrongTypesAndRangesNameTheKeyAndWhatIsAllowed) {
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("one of always, everysec, no"), std::string::npos) << st.message();
 
+  // A number that may also be a word.
+  EXPECT_TRUE(c.Set("blob-cache-mb", "AUTO", "flag --blob-cache-mb").ok());
+  EXPECT_EQ(c.GetString("blob-cache-mb"), "auto");
+  EXPECT_TRUE(c.Set("blob-cache-mb", "512", "flag --blob-cache-mb").ok());
+  EXPECT_EQ(c.GetInt("blob-cache-mb"), 512);
+  st = c.Set("blob-cache-mb", "lots", "flag --blob-cache-mb");
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("an integer from 0 to 16777216, or auto"), std::string::npos) << st.message();
+
   st = c.LoadYamlFile(WriteTemp("port: [1, 2]\n"));
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.message().find("single value"), std::string::npos);

@@ -62,6 +62,79 @@ TEST(BlobFilesTest, ValuesReadBackAndDamageIsNamedNotServed) {
   EXPECT_NE(st.message().find("cut short"), std::string::npos) << st.message();
 }
 
+TEST(BlobFilesTest, TheValueCacheServesWrittenAndReadValuesUntilTheyAreGarbage) {
+  levee::testing::TempDir dir;
+  const std::string big(5000, 'c');
+  BlobRef r1, r2;
+  {
+    BlobFiles b(dir.path(), nullptr, 64ull << 20, 1 << 20);
+    ASSERT_TRUE(b.Open().ok());
+    std::string encoded = "hdr" + big;
+    auto a1 = b.AppendCached("k1", encoded, 3);
+    auto a2 = b.Append("k2", big);  // a collector move: not cached
+    ASSERT_TRUE(a1.ok() && a2.ok());
+    r1 = a1.value();
+    r2 = a2.value();
+    BlobStats s = b.Stats();
+    EXPECT_EQ(s.cache_capacity, 1u << 20);
+    EXPECT_GT(s.cache_bytes, big.size());
+
+    // Damage both records on disk: the cached one is still served (it was
+    // checked when written), the other is refused from the file.
+    std::string path = (fs::path(dir.path()) / BlobFileName(r1.file)).string();
+    FlipByte(path, r1.offset + 100);
+    FlipByte(path, r2.offset + 100);
+    std::string v;
+    ASSERT_TRUE(b.Read(r1, "k1", &v).ok());
+    EXPECT_EQ(v, big);
+    EXPECT_TRUE(b.Read(r2, "k2", &v).IsCorruption());
+    s = b.Stats();
+    EXPECT_EQ(s.cache_hits, 1u);
+    EXPECT_EQ(s.cache_misses, 1u);
+    // A cached entry is only served for its own key.
+    EXPECT_TRUE(b.Read(r1, "k2", &v).IsCorruption());
+
+    // Once the value is garbage it leaves the cache, and a read (of a
+    // snapshot, say) goes to the file.
+    b.AddGarbage(r1);
+    EXPECT_TRUE(b.Read(r1, "k1", &v).IsCorruption());
+    FlipByte(path, r1.offset + 100);  // repaired
+    FlipByte(path, r2.offset + 100);
+  }
+  // A fresh instance fills its cache on reads; the cache never holds more
+  // than its capacity.
+  BlobFiles b(dir.path(), nullptr, 64ull << 20, 1 << 20);
+  ASSERT_TRUE(b.Open().ok());
+  std::string v;
+  ASSERT_TRUE(b.Read(r1, "k1", &v).ok());
+  ASSERT_TRUE(b.Read(r1, "k1", &v).ok());
+  EXPECT_EQ(v, big);
+  EXPECT_EQ(b.Stats().cache_hits, 1u);
+  EXPECT_EQ(b.Stats().cache_misses, 1u);
+  for (int i = 0; i < 400; i++) ASSERT_TRUE(b.AppendCached("k" + std::to_string(i), big, 0).ok());
+  EXPECT_LE(b.Stats().cache_bytes, 1u << 20);
+  EXPECT_GT(b.Stats().cache_bytes, 512u << 10);
+
+  // The collector's move keeps a cached value cached, at its new place only.
+  auto m = b.AppendCached("moved", big, 0);
+  ASSERT_TRUE(m.ok());
+  auto moved = b.Move(m.value(), "moved", big);
+  ASSERT_TRUE(moved.ok());
+  uint64_t hits = b.Stats().cache_hits, misses = b.Stats().cache_misses;
+  ASSERT_TRUE(b.Read(moved.value(), "moved", &v).ok());
+  ASSERT_TRUE(b.Read(m.value(), "moved", &v).ok());
+  EXPECT_EQ(v, big);
+  EXPECT_EQ(b.Stats().cache_hits, hits + 1);
+  EXPECT_EQ(b.Stats().cache_misses, misses + 1);
+
+  // No cache: nothing counted.
+  BlobFiles none(dir.path(), nullptr);
+  ASSERT_TRUE(none.Open().ok());
+  ASSERT_TRUE(none.Read(r2, "k2", &v).ok());
+  EXPECT_EQ(none.Stats().cache_capacity, 0u);
+  EXPECT_EQ(none.Stats().cache_hits + none.Stats().cache_misses, 0u);
+}
+
 TEST(BlobFilesTest, ScanStopsAtATornTailAndFilesRollAtTheirSize) {
   levee::testing::TempDir dir;
   BlobFiles b(dir.path(), nullptr, /*file_bytes=*/10000);
