@@ -217,3 +217,48 @@ def test_replicas_keep_their_own_blob_files_and_converge_through_collection(serv
     wait_until(lambda: same(p, r2), timeout=30, what="replica 2 (full resync) to hold the primary's data")
     assert glob.glob(os.path.join(r2.data_dir, "db", "vlog-*.blob"))
     assert r2.client().get("k1") == c.get("k1")
+
+
+def test_the_value_cache_serves_large_values_within_its_size_and_can_be_turned_off(server_factory):
+    values = {f"v{i}": random.Random(i).randbytes(4096) for i in range(600)}  # about 2.5 MB
+    small = server_factory(extra_args=["--blob-cache-mb", "1"])
+    r = small.client()
+    r.mset(values)
+    # Newest first: the newest are still in the 1 MiB cache, the oldest have
+    # left it and come from their file (and go back in).
+    for k in reversed(list(values)):
+        assert r.get(k) == values[k], k
+    info = info_levee(r)
+    assert info["blob_cache_max_bytes"] == 1 << 20
+    assert 0 < info["blob_cache_bytes"] <= 1 << 20
+    assert info["blob_cache_hits"] > 0 and info["blob_cache_misses"] > 0, info
+    # What was read last is served from memory: reading it again only hits.
+    last = list(values)[:50]
+    hits, misses = info["blob_cache_hits"], info["blob_cache_misses"]
+    assert r.mget(last) == [values[k] for k in last]
+    info = info_levee(r)
+    assert (info["blob_cache_hits"], info["blob_cache_misses"]) == (hits + len(last), misses)
+
+    # auto: a quarter of what levee may use (the cgroup limit, else RAM).
+    auto = server_factory()
+    ra = auto.client()
+    with open("/proc/meminfo") as f:
+        mem_total = int(f.readline().split()[1]) * 1024
+    assert 16 << 20 <= info_levee(ra)["blob_cache_max_bytes"] <= max(16 << 20, mem_total // 4)
+    assert ra.config_get("blob-cache-mb") == {"blob-cache-mb": "auto"}
+
+    off = server_factory(extra_args=["--blob-cache-mb", "0"])
+    ro = off.client()
+    ro.mset(values)
+    assert ro.mget(list(values)) == list(values.values())
+    info = info_levee(ro)
+    assert info["blob_cache_max_bytes"] == 0 and info["blob_cache_bytes"] == 0
+    assert info["blob_cache_hits"] == 0 and info["blob_cache_misses"] == 0
+
+
+def test_a_bad_blob_cache_size_stops_start_up_naming_the_setting(tmpdir_path):
+    rep = run_levee("serve", "--data-dir", tmpdir_path, "--port", "0", "--http-port", "0",
+                    "--blob-cache-mb", "lots", timeout=20)
+    assert rep.returncode == 2
+    err = rep.stderr.decode()
+    assert "'blob-cache-mb'" in err and "or auto" in err, err
