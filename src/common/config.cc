@@ -43,6 +43,9 @@ std::vector<Config::Entry> MakeTable() {
        "cache of blob values (blob-min-bytes or larger) in levee's memory, in MiB; new values go in as they are "
        "written. auto: a quarter of the memory levee may use (the container's limit, else the machine's), at "
        "most 16 GiB; 0: none, every read of such a value goes to the blob file"},
+      {"blob-cache-on-write", T::kBool, "yes", 0, 0, {}, true,
+       "put each large value in the value cache as it is written (no: only reads fill it; for write-mostly "
+       "loads such as a bulk import, whose values are not read back soon)"},
       {"blob-file-mb", T::kInt, "64", 1, 4096, {}, true, "size at which a new blob file is started"},
       {"blob-gc-garbage-percent", T::kInt, "50", 1, 100, {}, true,
        "a sealed blob file whose dead records (overwritten or deleted values) reach this share is rewritten "

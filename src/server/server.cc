@@ -240,6 +240,7 @@ Status Server::OpenStorage() {
   blob_gc_ = std::make_unique<storage::BlobCollector>(
       engine_.get(), [this](const std::function<void()>& fn) { writer_->RunOnWriter(fn); });
   blob_gc_->set_garbage_ratio(static_cast<double>(config_->GetInt("blob-gc-garbage-percent")) / 100.0);
+  engine_->blobs()->set_cache_on_write(config_->GetBool("blob-cache-on-write"));
   if (repl_) {
     writer_->set_hooks(repl_.get());
     writer_->set_replica_mode(repl_->is_replica());
@@ -379,6 +380,8 @@ void Server::WireConfigCallbacks() {
   config_->OnChange("blob-min-bytes", [this](const std::string& v) { engine_->set_blob_min_bytes(std::stoull(v)); });
   config_->OnChange("blob-file-mb",
                     [this](const std::string& v) { engine_->blobs()->set_file_bytes(std::stoull(v) << 20); });
+  config_->OnChange("blob-cache-on-write",
+                    [this](const std::string& v) { engine_->blobs()->set_cache_on_write(v == "yes"); });
   config_->OnChange("blob-gc-garbage-percent",
                     [this](const std::string& v) { blob_gc_->set_garbage_ratio(std::stod(v) / 100.0); });
   config_->OnChange("expire-keys-per-cycle",

@@ -161,7 +161,9 @@ bool BlobFiles::CacheLookup(const BlobRef& ref, std::string_view key, std::strin
 
 StatusOr<BlobRef> BlobFiles::AppendCached(std::string_view key, std::string buffer, size_t value_offset) {
   auto ref = Append(key, std::string_view(buffer).substr(value_offset));
-  if (ref.ok()) CacheInsert(ref.value(), key, std::move(buffer), value_offset);
+  if (ref.ok() && cache_on_write_.load(std::memory_order_relaxed)) {
+    CacheInsert(ref.value(), key, std::move(buffer), value_offset);
+  }
   return ref;
 }
 

@@ -88,13 +88,16 @@ class BlobFiles {
   // Lists the blob files already in dir.
   Status Open();
   void set_file_bytes(uint64_t n) { file_bytes_.store(n); }
+  // Whether AppendCached puts the new value in the cache (reads always do).
+  void set_cache_on_write(bool on) { cache_on_write_.store(on, std::memory_order_relaxed); }
 
   // Writer thread. Appends a record for key's value; the new file is created
   // on the first append of a run and rolled at file_bytes. Not cached (the
   // collector's moves).
   StatusOr<BlobRef> Append(std::string_view key, std::string_view value);
   // The same for the value at buffer[value_offset..], which then goes into
-  // the value cache taking buffer with it (no copy on the writer thread).
+  // the value cache taking buffer with it (no copy on the writer thread),
+  // unless cache-on-write is off.
   StatusOr<BlobRef> AppendCached(std::string_view key, std::string buffer, size_t value_offset);
   // The collector's move of the record at from (key, value) to the end: a
   // value that was cached stays cached at its new place.
@@ -157,6 +160,7 @@ class BlobFiles {
 
   std::unique_ptr<CountingCache> cache_;  // null: no value cache
   size_t cache_capacity_ = 0;
+  std::atomic<bool> cache_on_write_{true};
 };
 
 }  // namespace levee::storage

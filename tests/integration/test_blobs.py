@@ -246,6 +246,16 @@ def test_the_value_cache_serves_large_values_within_its_size_and_can_be_turned_o
         mem_total = int(f.readline().split()[1]) * 1024
     assert 16 << 20 <= info_levee(ra)["blob_cache_max_bytes"] <= max(16 << 20, mem_total // 4)
     assert ra.config_get("blob-cache-mb") == {"blob-cache-mb": "auto"}
+    # Writes can leave the cache alone; reads still fill it.
+    assert ra.config_set("blob-cache-on-write", "no")
+    ra.set("bulk", b"w" * 8000)
+    info = info_levee(ra)
+    assert info["blob_cache_bytes"] == 0
+    assert ra.get("bulk") == b"w" * 8000 and ra.get("bulk") == b"w" * 8000
+    after = info_levee(ra)
+    assert (after["blob_cache_misses"], after["blob_cache_hits"]) == (info["blob_cache_misses"] + 1,
+                                                                      info["blob_cache_hits"] + 1)
+    assert after["blob_cache_bytes"] > 8000
 
     off = server_factory(extra_args=["--blob-cache-mb", "0"])
     ro = off.client()
