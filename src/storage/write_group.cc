@@ -100,8 +100,9 @@ Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t e
   const size_t header = ValueHeaderSize(encoded);
   if (min > 0 && encoded.size() - header >= min) {
     std::string head = encoded.substr(0, header);
-    // The value cache takes the encoded value as it is (no copy).
-    auto ref = engine_->blobs()->AppendCached(key, std::move(encoded), header);
+    // The value cache gets its own copy: encoded stays in the overlay for
+    // the rest of the group's commands.
+    auto ref = engine_->blobs()->AppendCached(key, encoded, header);
     if (!ref.ok()) return ref.status();
     blob = ref.value();
     stored = EncodeBlobValue(head, *blob);

@@ -196,6 +196,15 @@ TEST(BlobEngineTest, LargeValuesLiveInBlobFilesAndReadBackTheSame) {
     ASSERT_TRUE(g.Put("big", Str(std::string(500, 'b'), 9999999999999)).ok());
     ASSERT_TRUE(g.Put("big2", Str(std::string(300, 'c'))).ok());
     ASSERT_TRUE(g.Put("big2", Str(std::string(400, 'd'))).ok());  // the first copy is dead at once
+    {
+      // Later commands of the same group read what the earlier ones wrote
+      // (an APPEND after a SET), large values included.
+      StoredValue in_group;
+      bool found_in_group = false;
+      ASSERT_TRUE(g.Get("big2", &in_group, &found_in_group).ok());
+      ASSERT_TRUE(found_in_group);
+      EXPECT_EQ(in_group.payload, std::string(400, 'd'));
+    }
     ASSERT_TRUE(g.Commit(1, false).ok());
     std::string raw;
     ASSERT_TRUE(engine->raw()->Get(leveldb::ReadOptions(), DataKey("big"), &raw).ok());
