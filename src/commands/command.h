@@ -232,6 +232,9 @@ class Services {
   // file. Error text, or empty.
   virtual std::string RewriteConfig() = 0;
   virtual Backups& backups() = 0;
+  // SHUTDOWN: stop the process the way SIGTERM does (graceful; returns at
+  // once, the stop runs elsewhere).
+  virtual void RequestShutdown() = 0;
 };
 
 struct CommandContext {

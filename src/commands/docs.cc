@@ -68,6 +68,7 @@ const std::map<std::string, std::string, std::less<>>& SyntaxTable() {
       {"select", "index"},
       {"client", "subcommand [argument ...]"},
       {"time", ""},
+      {"shutdown", "[NOSAVE | SAVE] [NOW] [FORCE] [ABORT]"},
       {"info", "[section ...]"},
       {"command", "[subcommand [argument ...]]"},
       {"config", "subcommand [argument ...]"},

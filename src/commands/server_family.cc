@@ -38,6 +38,28 @@ void Quit(CommandContext& ctx, std::vector<std::string>&) {
   ctx.reply.Ok();
 }
 
+// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: stops the server as SIGTERM
+// does. levee has nothing to save (every acknowledged write is in the log,
+// which the stop syncs), so SAVE and NOSAVE mean the same; NOW and FORCE
+// are accepted. As in Redis, success has no reply: the connection closes.
+void Shutdown(CommandContext& ctx, std::vector<std::string>& a) {
+  bool abort = false;
+  for (size_t i = 1; i < a.size(); i++) {
+    if (EqualsIgnoreCase(a[i], "abort")) abort = true;
+    else if (!EqualsIgnoreCase(a[i], "nosave") && !EqualsIgnoreCase(a[i], "save") &&
+             !EqualsIgnoreCase(a[i], "now") && !EqualsIgnoreCase(a[i], "force")) {
+      ctx.reply.Error(kErrSyntax);
+      return;
+    }
+  }
+  if (abort) {
+    ctx.reply.Error(a.size() == 2 ? "ERR No shutdown in progress." : std::string(kErrSyntax));
+    return;
+  }
+  ctx.client->close_after_reply = true;
+  ctx.services.RequestShutdown();
+}
+
 bool Authenticate(CommandContext& ctx, std::string_view user, std::string_view pass) {
   if (!ctx.services.RequiresPassword()) {
     ctx.reply.Error(
@@ -478,6 +500,7 @@ void RegisterServerFamily(CommandTable* t) {
   add("select", 2, F | C, "connection", "Selects the database (levee has database 0 only).", Select);
   add("client", -2, A | C, "connection", "Inspects and manages client connections.", Client);
   add("time", 1, F, "server", "Returns the server time.", Time);
+  add("shutdown", -1, A | kNoQueue, "server", "Stops the server gracefully, as SIGTERM does.", Shutdown);
   add("info", -1, 0, "server", "Returns information and statistics about the server.", Info);
   add("command", -1, 0, "server", "Returns information about commands.", Command);
   add("config", -2, A, "server", "Reads and changes settings at run time.", Config);

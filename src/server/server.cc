@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sys/resource.h>
+#include <csignal>
 #include <unistd.h>
 
 #include <chrono>
@@ -304,6 +305,13 @@ Status Server::FinishStagedCopy() {
 }
 
 commands::Backups& Server::backups() { return *backups_; }
+
+void Server::RequestShutdown() {
+  // The process's signal thread (cli/main.cc) takes SIGTERM and runs the
+  // same graceful stop as `kill`; every other thread blocks it.
+  logging::Info("server", "SHUTDOWN requested by a client");
+  ::kill(::getpid(), SIGTERM);
+}
 
 Status Server::InstallCopy(const std::string& dir, uint64_t sequence) {
   // Backups hold files of the database being replaced: end them first.

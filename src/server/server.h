@@ -93,6 +93,7 @@ class Server final : public commands::Services, public repl::Node {
   bool ReplicaMode() override { return writer_->replica_mode(); }
   std::string RewriteConfig() override;
   commands::Backups& backups() override;
+  void RequestShutdown() override;
 
   // repl::Node
   const std::string& run_id() override { return run_id_; }

@@ -364,6 +364,7 @@ void BlobFiles::SetGarbage(uint64_t number, uint64_t garbage) {
 }
 
 void BlobFiles::MarkAllGarbage() {
+  if (cache_) cache_->Prune();  // every cached value is dead: give the memory back now
   std::lock_guard<std::mutex> l(info_mu_);
   for (auto& [n, f] : files_) {
     f.garbage = f.bytes;

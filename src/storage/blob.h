@@ -122,7 +122,7 @@ class BlobFiles {
   // value cache (nothing live refers to it).
   void AddGarbage(const BlobRef& ref);
   void SetGarbage(uint64_t number, uint64_t garbage);
-  // Everything written so far is dead (a FLUSHALL).
+  // Everything written so far is dead (a FLUSHALL); empties the cache.
   void MarkAllGarbage();
   std::vector<BlobFileInfo> Files() const;
   BlobStats Stats() const;

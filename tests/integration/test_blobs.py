@@ -238,6 +238,8 @@ def test_the_value_cache_serves_large_values_within_its_size_and_can_be_turned_o
     assert r.mget(last) == [values[k] for k in last]
     info = info_levee(r)
     assert (info["blob_cache_hits"], info["blob_cache_misses"]) == (hits + len(last), misses)
+    r.flushall()  # the values are dead: their memory comes back
+    assert info_levee(r)["blob_cache_bytes"] == 0
 
     # auto: a quarter of what levee may use (the cgroup limit, else RAM).
     auto = server_factory()

@@ -98,3 +98,25 @@ def test_healthz_and_readyz(server):
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(req, timeout=5)
     assert e.value.code == 405
+
+
+def test_shutdown_stops_gracefully_keeping_every_write_and_abort_is_refused(server_factory):
+    # fsync no: only the graceful stop makes the writes durable.
+    srv = server_factory(extra_args=["--fsync", "no"])
+    r = srv.client()
+    r.mset({f"k{i}": f"v{i}" for i in range(1000)})
+    r.set("large", b"L" * 50_000)
+    import redis
+    with pytest.raises(redis.ResponseError, match="No shutdown in progress"):
+        r.execute_command("SHUTDOWN", "ABORT")
+    with pytest.raises(redis.ResponseError, match="syntax error"):
+        r.execute_command("SHUTDOWN", "LATER")
+    r.shutdown(nosave=True)  # redis-py: success is the connection closing
+    assert srv.proc.wait(timeout=30) == 0
+    assert "SHUTDOWN requested by a client" in srv.read_log()
+    srv.start()
+    r = srv.client()
+    assert r.dbsize() == 1001 and r.get("k999") == b"v999" and r.strlen("large") == 50_000
+    # redis-cli's shutdown too: it prints nothing and the server exits.
+    out = srv.run_cli("shutdown")
+    assert srv.proc.wait(timeout=30) == 0, out

@@ -122,6 +122,8 @@ class Harness : public Services {
     void Handle(const std::vector<std::string>&, resp::ReplyBuilder& rb) override { rb.Error("ERR not in unit tests"); }
   } no_backups;
   commands::Backups& backups() override { return no_backups; }
+  void RequestShutdown() override { shutdown_requested++; }
+  int shutdown_requested = 0;
   NoReplication replication_;
   PubSub pubsub_;
 
@@ -166,6 +168,16 @@ TEST(StringCommands, SetOptions) {
   EXPECT_EQ(h.Run({"TTL", "k"}), Int(-1));
   EXPECT_EQ(h.Run({"SET", "k", "v", "EXAT", std::to_string(h.now_ms / 1000 + 100)}), kOk);
   EXPECT_EQ(h.Run({"TTL", "k"}), Int(100));
+}
+
+TEST(ServerCommands, ShutdownStopsWithoutAReplyAndRefusesWhatItCannotDo) {
+  Harness h;
+  EXPECT_EQ(h.Run({"SHUTDOWN", "ABORT"}), "-ERR No shutdown in progress.\r\n");
+  EXPECT_EQ(h.Run({"SHUTDOWN", "LATER"}), "-ERR syntax error\r\n");
+  EXPECT_EQ(h.shutdown_requested, 0);
+  EXPECT_EQ(h.Run({"SHUTDOWN", "NOSAVE", "NOW"}), "");  // as Redis: the connection just closes
+  EXPECT_EQ(h.shutdown_requested, 1);
+  EXPECT_TRUE(h.client_->close_after_reply.load());
 }
 
 TEST(StringCommands, ExpiryIsEnforcedOnReadWithoutSleeping) {

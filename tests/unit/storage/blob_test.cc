@@ -127,6 +127,10 @@ TEST(BlobFilesTest, TheValueCacheServesWrittenAndReadValuesUntilTheyAreGarbage) 
   EXPECT_EQ(b.Stats().cache_hits, hits + 1);
   EXPECT_EQ(b.Stats().cache_misses, misses + 1);
 
+  // FLUSHALL: every value is dead and the cache's memory is given back.
+  b.MarkAllGarbage();
+  EXPECT_EQ(b.Stats().cache_bytes, 0u);
+
   // No cache: nothing counted.
   BlobFiles none(dir.path(), nullptr);
   ASSERT_TRUE(none.Open().ok());
