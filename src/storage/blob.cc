@@ -176,8 +176,9 @@ StatusOr<BlobRef> BlobFiles::Move(const BlobRef& from, std::string_view key, std
       cache_->Erase(CacheKey(from));
     }
   }
-  if (!cached) return Append(key, value);
-  return AppendCached(key, std::move(value), 0);
+  auto ref = Append(key, value);
+  if (cached && ref.ok()) CacheInsert(ref.value(), key, std::move(value), 0);  // whatever cache-on-write says
+  return ref;
 }
 
 StatusOr<BlobRef> BlobFiles::Append(std::string_view key, std::string_view value) {

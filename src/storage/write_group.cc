@@ -99,13 +99,12 @@ Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t e
   size_t min = engine_->blob_min_bytes();
   const size_t header = ValueHeaderSize(encoded);
   if (min > 0 && encoded.size() - header >= min) {
-    std::string head = encoded.substr(0, header);
     // The value cache gets its own copy: encoded stays in the overlay for
     // the rest of the group's commands.
     auto ref = engine_->blobs()->AppendCached(key, encoded, header);
     if (!ref.ok()) return ref.status();
     blob = ref.value();
-    stored = EncodeBlobValue(head, *blob);
+    stored = EncodeBlobValue(encoded, *blob);
   }
   bool found = false, old_expiry = false;
   auto ov = overlay_.find(key);

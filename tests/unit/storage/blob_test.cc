@@ -127,6 +127,21 @@ TEST(BlobFilesTest, TheValueCacheServesWrittenAndReadValuesUntilTheyAreGarbage) 
   EXPECT_EQ(b.Stats().cache_hits, hits + 1);
   EXPECT_EQ(b.Stats().cache_misses, misses + 1);
 
+  // With cache-on-write off only reads fill the cache, and a move keeps
+  // what a read put there.
+  b.set_cache_on_write(false);
+  auto w = b.AppendCached("off", big, 0);
+  ASSERT_TRUE(w.ok());
+  hits = b.Stats().cache_hits;
+  misses = b.Stats().cache_misses;
+  ASSERT_TRUE(b.Read(w.value(), "off", &v).ok());
+  auto w2 = b.Move(w.value(), "off", big);
+  ASSERT_TRUE(w2.ok());
+  ASSERT_TRUE(b.Read(w2.value(), "off", &v).ok());
+  EXPECT_EQ(v, big);
+  EXPECT_EQ(b.Stats().cache_misses, misses + 1);
+  EXPECT_EQ(b.Stats().cache_hits, hits + 1);
+
   // FLUSHALL: every value is dead and the cache's memory is given back.
   b.MarkAllGarbage();
   EXPECT_EQ(b.Stats().cache_bytes, 0u);
