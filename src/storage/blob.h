@@ -95,9 +95,8 @@ class BlobFiles {
   // on the first append of a run and rolled at file_bytes. Not cached (the
   // collector's moves).
   StatusOr<BlobRef> Append(std::string_view key, std::string_view value);
-  // The same for the value at buffer[value_offset..], which then goes into
-  // the value cache taking buffer with it (no copy on the writer thread),
-  // unless cache-on-write is off.
+  // The same for the value at buffer[value_offset..]; buffer then goes into
+  // the value cache as it is (no second copy), unless cache-on-write is off.
   StatusOr<BlobRef> AppendCached(std::string_view key, std::string buffer, size_t value_offset);
   // The collector's move of the record at from (key, value) to the end: a
   // value that was cached stays cached at its new place.
