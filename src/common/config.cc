@@ -43,6 +43,13 @@ std::vector<Config::Entry> MakeTable() {
        "cache of blob values (blob-min-bytes or larger) in levee's memory, in MiB; new values go in as they are "
        "written. auto: a quarter of the memory levee may use (the container's limit, else the machine's), at "
        "most 16 GiB; 0: none, every read of such a value goes to the blob file"},
+      {"row-cache-mb", T::kInt, "auto", 0, 1 << 24, {"auto"}, false,
+       "cache of small values (and of large values' blob references) by key, in MiB: a read of a cached key "
+       "skips LevelDB's lookup. Reads fill it, and writes when row-cache-on-write is on. auto: an eighth of "
+       "the memory levee may use, at most 8 GiB; 0: none"},
+      {"row-cache-on-write", T::kBool, "yes", 0, 0, {}, true,
+       "put each value written in the row cache as it commits (no: writes only remove their keys and reads fill "
+       "it); with it, the writer also learns from the cache whether a key existed, without a LevelDB lookup"},
       {"blob-cache-on-write", T::kBool, "yes", 0, 0, {}, true,
        "put each large value in the value cache as it is written (no: only reads fill it; for write-mostly "
        "loads such as a bulk import, whose values are not read back soon)"},

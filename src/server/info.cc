@@ -194,6 +194,11 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "blob_cache_bytes", bs.cache_bytes);
     line(o, "blob_cache_hits", bs.cache_hits);
     line(o, "blob_cache_misses", bs.cache_misses);
+    const storage::RowCache* rows = engine_->rows();
+    line(o, "row_cache_max_bytes", rows ? rows->capacity() : 0);
+    line(o, "row_cache_bytes", rows ? rows->bytes() : 0);
+    line(o, "row_cache_hits", rows ? rows->hits() : 0);
+    line(o, "row_cache_misses", rows ? rows->misses() : 0);
     line(o, "blob_gc_files_removed", blob_gc_->stats().files_removed.load());
     line(o, "blob_gc_bytes_reclaimed", blob_gc_->stats().bytes_reclaimed.load());
     line(o, "blob_gc_bytes_relocated", blob_gc_->stats().bytes_relocated.load());

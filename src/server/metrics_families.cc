@@ -261,6 +261,22 @@ void Server::RegisterMetrics() {
              &storage::BlobStats::cache_hits);
   blob_cache("levee_blob_cache_misses_total", "Reads of blob values that went to a blob file.", Type::kCounter,
              &storage::BlobStats::cache_misses);
+  // The row cache (storage/row_cache.h); zeros when it is off.
+  auto row_cache = [&](const char* name, const char* help, Type type, auto value) {
+    reg.Register(Family{name, help, type, {}, [this, open, value](SampleWriter& w) {
+                          if (!open()) return;
+                          const storage::RowCache* rows = engine_->rows();
+                          w.Value({}, rows ? static_cast<double>(value(*rows)) : 0.0);
+                        }});
+  };
+  row_cache("levee_row_cache_capacity_bytes", "Capacity of the row cache (row-cache-mb).", Type::kGauge,
+            [](const storage::RowCache& r) { return r.capacity(); });
+  row_cache("levee_row_cache_bytes", "Bytes held in the row cache.", Type::kGauge,
+            [](const storage::RowCache& r) { return r.bytes(); });
+  row_cache("levee_row_cache_hits_total", "Key lookups answered from the row cache.", Type::kCounter,
+            [](const storage::RowCache& r) { return r.hits(); });
+  row_cache("levee_row_cache_misses_total", "Key lookups that went to LevelDB (absent keys included).",
+            Type::kCounter, [](const storage::RowCache& r) { return r.misses(); });
   reg.Register(Family{"levee_leveldb_block_cache_hits_total", "LevelDB block cache lookups that hit.",
                       Type::kCounter, {}, [this, open](SampleWriter& w) {
                         if (open()) w.Value({}, static_cast<double>(engine_->block_cache_hits()));

@@ -194,6 +194,7 @@ Status Server::OpenStorage() {
   eo.blob_min_bytes = static_cast<size_t>(config_->GetInt("blob-min-bytes"));
   eo.blob_file_bytes = static_cast<uint64_t>(config_->GetInt("blob-file-mb")) << 20;
   eo.blob_cache_bytes = AutoSizedBytes(config_->GetString("blob-cache-mb"), 0.25, 16, 16 << 10);
+  eo.row_cache_bytes = AutoSizedBytes(config_->GetString("row-cache-mb"), 0.125, 16, 8 << 10);
   RaiseFileLimit(static_cast<uint64_t>(eo.max_open_files) + config_->GetInt("maxclients") + 128);
   auto engine = storage::Engine::Open(eo);
   if (!engine.ok()) return engine.status();
@@ -242,6 +243,7 @@ Status Server::OpenStorage() {
       engine_.get(), [this](const std::function<void()>& fn) { writer_->RunOnWriter(fn); });
   blob_gc_->set_garbage_ratio(static_cast<double>(config_->GetInt("blob-gc-garbage-percent")) / 100.0);
   engine_->blobs()->set_cache_on_write(config_->GetBool("blob-cache-on-write"));
+  engine_->set_row_cache_on_write(config_->GetBool("row-cache-on-write"));
   if (repl_) {
     writer_->set_hooks(repl_.get());
     writer_->set_replica_mode(repl_->is_replica());
@@ -390,6 +392,8 @@ void Server::WireConfigCallbacks() {
                     [this](const std::string& v) { engine_->blobs()->set_file_bytes(std::stoull(v) << 20); });
   config_->OnChange("blob-cache-on-write",
                     [this](const std::string& v) { engine_->blobs()->set_cache_on_write(v == "yes"); });
+  config_->OnChange("row-cache-on-write",
+                    [this](const std::string& v) { engine_->set_row_cache_on_write(v == "yes"); });
   config_->OnChange("blob-gc-garbage-percent",
                     [this](const std::string& v) { blob_gc_->set_garbage_ratio(std::stod(v) / 100.0); });
   config_->OnChange("expire-keys-per-cycle",

@@ -141,8 +141,8 @@ Status BlobCollector::Collect(uint64_t file, uint64_t bytes) {
         wb.Put(DataKey(r.key), EncodeBlobValue(raw, ref.value()));
         relocated += size;
       }
-      leveldb::Status s = db->Write(leveldb::WriteOptions(), &wb);
-      if (!s.ok()) failed = FromLevelDB(s, "move blob references");
+      Status s = engine_->WriteUnsequenced(&wb, /*sync=*/false);
+      if (!s.ok()) failed = s;
     });
     batch.clear();
     batch_bytes = 0;
@@ -165,12 +165,9 @@ Status BlobCollector::Collect(uint64_t file, uint64_t bytes) {
   run_on_writer_([&] {
     failed = blobs->Sync();
     if (!failed.ok()) return;
-    leveldb::WriteOptions wo;
-    wo.sync = true;
     leveldb::WriteBatch wb;
     wb.Put(MetaKey("blob-gc"), std::to_string(file));
-    leveldb::Status s = db->Write(wo, &wb);
-    if (!s.ok()) failed = FromLevelDB(s, "sync moved blob references");
+    failed = engine_->WriteUnsequenced(&wb, /*sync=*/true);
   });
   LEVEE_RETURN_IF_ERROR(failed);
   // An iterator opened before the move can still read the old references.

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "common/coding.h"
 #include "storage/counting_cache.h"
@@ -25,6 +26,10 @@ Status FromLevelDB(const leveldb::Status& s, std::string_view what) {
 }
 
 namespace {
+
+// The largest stored value the row cache keeps: small values and blob
+// references (large values are in the blob value cache).
+constexpr size_t kRowCacheMaxValue = 4096 + 32;
 
 // Which file a failed recovery was reading: LevelDB names a damaged log
 // file in its info log ("<file>: dropping N bytes; ..."); otherwise recovery
@@ -110,6 +115,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
                                          options.blob_cache_bytes);
   LEVEE_RETURN_IF_ERROR(e->blobs_->Open());
   e->blob_min_bytes_ = options.blob_min_bytes;
+  if (options.row_cache_bytes > 0) e->rows_ = std::make_unique<RowCache>(options.row_cache_bytes, kRowCacheMaxValue);
 
   s = db->Get(leveldb::ReadOptions(), MetaKey(kAppliedMetaName), &v);
   if (s.ok()) {
@@ -136,15 +142,28 @@ Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found, b
   const std::string key = DataKey(user_key);
   // A blob file can vanish between reading the reference and the value
   // (the collector moved the value and removed the file): read again, which
-  // finds the new reference.
+  // finds the new reference. The retries skip the row cache.
   for (int attempt = 0;; attempt++) {
-    leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &raw);
-    if (s.IsNotFound()) {
+    const RowCache::Result cached =
+        rows_ != nullptr && attempt == 0 ? rows_->Lookup(key, &raw) : RowCache::Result::kMiss;
+    if (cached == RowCache::Result::kAbsent) {
       *found = false;
       return Status::OK();
     }
-    if (!s.ok()) return FromLevelDB(s, "read");
-    if (!DecodeValue(std::move(raw), value)) return Status::Corruption("undecodable value stored for a key");
+    if (cached == RowCache::Result::kPresent) {
+      if (!DecodeValue(std::move(raw), value)) return Status::Corruption("undecodable value stored for a key");
+    } else {
+      const uint64_t ticket = rows_ != nullptr ? rows_->Ticket(key) : 0;
+      leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &raw);
+      if (s.IsNotFound()) {
+        if (rows_ != nullptr) rows_->FillAbsent(key, ticket);
+        *found = false;
+        return Status::OK();
+      }
+      if (!s.ok()) return FromLevelDB(s, "read");
+      if (rows_ != nullptr) rows_->Fill(key, raw, ticket);
+      if (!DecodeValue(std::move(raw), value)) return Status::Corruption("undecodable value stored for a key");
+    }
     *found = true;
     if (!resolve) return Status::OK();
     Status st = Resolve(user_key, value);
@@ -239,15 +258,64 @@ Status Engine::Write(leveldb::WriteBatch* batch, const Commit& c, bool sync) {
   leveldb::WriteOptions wo;
   wo.sync = sync;
   auto t0 = std::chrono::steady_clock::now();
-  leveldb::Status s = db_->Write(wo, batch);
+  // A flush deletes every key: nothing to write through.
+  leveldb::Status s = WriteAndInvalidate(wo, batch, /*write_through=*/!c.reset_adjustments);
   if (!sync && std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(1)) {
     write_stalls_.fetch_add(1, std::memory_order_relaxed);
   }
   if (!s.ok()) return FromLevelDB(s, "write to LevelDB");
+  if (c.reset_adjustments && rows_ != nullptr) rows_->Clear();  // a flush: give the memory back now
   known_keys_.store(c.known_keys, std::memory_order_release);
   known_expires_.store(c.known_expires, std::memory_order_release);
   applied_.store(meta.sequence, std::memory_order_release);
   return Status::OK();
+}
+
+Status Engine::WriteUnsequenced(leveldb::WriteBatch* batch, bool sync) {
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  return FromLevelDB(WriteAndInvalidate(wo, batch, /*write_through=*/true), "write to LevelDB");
+}
+
+namespace {
+// The data keys a batch puts or deletes, with what it puts (views into the
+// batch).
+class DataKeys final : public leveldb::WriteBatch::Handler {
+ public:
+  struct Entry {
+    std::string_view key, value;
+    bool put;
+  };
+  std::vector<Entry> entries;
+  void Put(const leveldb::Slice& key, const leveldb::Slice& value) override { Add(key, value, true); }
+  void Delete(const leveldb::Slice& key) override { Add(key, {}, false); }
+
+ private:
+  void Add(const leveldb::Slice& key, const leveldb::Slice& value, bool put) {
+    if (!key.empty() && key[0] == kDataPrefix) {
+      entries.push_back(Entry{{key.data(), key.size()}, {value.data(), value.size()}, put});
+    }
+  }
+};
+}  // namespace
+
+leveldb::Status Engine::WriteAndInvalidate(const leveldb::WriteOptions& wo, leveldb::WriteBatch* batch,
+                                          bool write_through) {
+  if (rows_ == nullptr) return db_->Write(wo, batch);
+  DataKeys touched;
+  leveldb::Status s = batch->Iterate(&touched);
+  if (!s.ok()) return s;
+  for (const auto& e : touched.entries) rows_->BeginWrite(e.key);
+  s = db_->Write(wo, batch);
+  if (s.ok() && write_through && row_cache_on_write_.load(std::memory_order_relaxed)) {
+    for (const auto& e : touched.entries) {
+      if (e.put) rows_->Store(e.key, e.value);  // in batch order: a key put twice ends with its last value
+    }
+  }
+  // Also after a failed write: whatever LevelDB holds now, nothing older
+  // can be in the cache (the keys were erased and fills were refused).
+  for (const auto& e : touched.entries) rows_->EndWrite(e.key);
+  return s;
 }
 
 }  // namespace levee::storage

@@ -18,9 +18,11 @@
 #include "storage/blob.h"
 #include "storage/checkpoint.h"
 #include "storage/encoding.h"
+#include "storage/row_cache.h"
 
 namespace leveldb {
 class Cache;
+struct WriteOptions;
 class DB;
 class FilterPolicy;
 class Iterator;
@@ -41,6 +43,7 @@ struct EngineOptions {
   size_t blob_min_bytes = 1024;
   uint64_t blob_file_bytes = 64ull << 20;
   size_t blob_cache_bytes = 0;  // the blob value cache (0: none)
+  size_t row_cache_bytes = 0;   // the row cache (storage/row_cache.h; 0: none)
 };
 
 class Engine {
@@ -116,6 +119,15 @@ class Engine {
   // Writer thread only: writes batch plus the meta record (applied sequence
   // and the true counts: known + corrections) atomically.
   Status Write(leveldb::WriteBatch* batch, const Commit& commit, bool sync);
+  // Writer thread only: a batch without a new applied sequence (the blob
+  // collector's moved references). Every LevelDB write goes through one of
+  // these two, which keep the row cache in step.
+  Status WriteUnsequenced(leveldb::WriteBatch* batch, bool sync);
+
+  // The row cache (nullptr when off). With on_write, each value written
+  // goes into it as it commits (else writes only remove their keys).
+  const RowCache* rows() const { return rows_.get(); }
+  void set_row_cache_on_write(bool on) { row_cache_on_write_.store(on); }
 
   leveldb::DB* raw() const { return db_.get(); }
   DeferringEnv* env() const { return env_.get(); }
@@ -132,7 +144,10 @@ class Engine {
   std::unique_ptr<class CountingCache> cache_;
   std::unique_ptr<leveldb::DB> db_;
   std::unique_ptr<BlobFiles> blobs_;
+  std::unique_ptr<RowCache> rows_;
   std::atomic<size_t> blob_min_bytes_{0};
+  std::atomic<bool> row_cache_on_write_{true};
+  leveldb::Status WriteAndInvalidate(const leveldb::WriteOptions& wo, leveldb::WriteBatch* batch, bool write_through);
   mutable std::mutex iter_mu_;
   mutable std::multiset<uint64_t> live_iters_;  // guarded by iter_mu_
   mutable std::atomic<uint64_t> iter_epoch_{0};

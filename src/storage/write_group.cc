@@ -67,6 +67,7 @@ uint64_t WriteGroup::KeyCount() {
 
 
 Status WriteGroup::ReadMeta(std::string_view key, Known* k) {
+  if (PeekRow(key, k)) return Status::OK();
   *k = Known{};
   std::string raw;
   leveldb::Status s = engine_->raw()->Get(leveldb::ReadOptions(), DataKey(key), &raw);
@@ -79,6 +80,27 @@ Status WriteGroup::ReadMeta(std::string_view key, Known* k) {
   }
   read_cache_.insert_or_assign(std::string(key), *k);
   return Status::OK();
+}
+
+bool WriteGroup::PeekRow(std::string_view key, Known* k) {
+  const RowCache* rows = engine_->rows();
+  if (rows == nullptr) return false;
+  std::string raw;
+  switch (rows->Peek(DataKey(key), &raw)) {
+    case RowCache::Result::kMiss:
+      return false;
+    case RowCache::Result::kAbsent:
+      *k = Known{};
+      break;
+    case RowCache::Result::kPresent: {
+      StoredValue v;
+      if (!DecodeValue(raw, &v)) return false;  // ReadMeta or the counter reports it
+      *k = Known{true, v.HasExpiry(), v.in_blob, v.blob};
+      break;
+    }
+  }
+  read_cache_.insert_or_assign(std::string(key), *k);
+  return true;
 }
 
 void WriteGroup::Superseded(std::string_view key, const Known* known) {
@@ -119,6 +141,11 @@ Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t e
     found = rc->second.found;
     old_expiry = rc->second.expiry;
     Superseded(key, &rc->second);
+  } else if (Known k; PeekRow(key, &k)) {
+    // The row cache knows what LevelDB holds: no lookup, nothing to count later.
+    found = k.found;
+    old_expiry = k.expiry;
+    Superseded(key, &k);
   } else if (counter_ && !counter_->overloaded()) {
     // Unknown: count it as existing without an expiry now; the counter
     // corrects both from a snapshot taken just before this group.

@@ -89,6 +89,8 @@ class WriteGroup final : public DataView {
   void Superseded(std::string_view key, const Known* known);
   // What LevelDB holds for key, without reading a blob; cached.
   Status ReadMeta(std::string_view key, Known* k);
+  // What the row cache knows of key (false: not cached).
+  bool PeekRow(std::string_view key, Known* k);
   std::vector<UnresolvedKey> unresolved_;
   // Pending state per key: encoded value, or nullopt for deleted.
   std::map<std::string, std::optional<std::string>, std::less<>> overlay_;

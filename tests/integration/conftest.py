@@ -162,6 +162,18 @@ def run_levee(*args, timeout=60, env=None):
     return subprocess.run([LEVEE] + list(args), capture_output=True, timeout=timeout, env=env)
 
 
+def serve_refused(data_dir, *flags):
+    """Starts `levee serve` with flags that must stop start-up; returns its stderr."""
+    rep = run_levee("serve", "--data-dir", data_dir, "--port", "0", "--http-port", "0", *flags, timeout=20)
+    assert rep.returncode == 2, rep
+    return rep.stderr.decode()
+
+
+def mem_total_bytes():
+    with open("/proc/meminfo") as f:
+        return int(f.readline().split()[1]) * 1024
+
+
 @pytest.fixture
 def netns_pair():
     """A namespace joined to this one by a veth pair: 10.213.7.1 here,

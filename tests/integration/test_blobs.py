@@ -10,7 +10,7 @@ import time
 import pytest
 import redis
 
-from conftest import run_levee, wait_until
+from conftest import mem_total_bytes, run_levee, serve_refused, wait_until
 
 
 def info_levee(r):
@@ -244,9 +244,7 @@ def test_the_value_cache_serves_large_values_within_its_size_and_can_be_turned_o
     # auto: a quarter of what levee may use (the cgroup limit, else RAM).
     auto = server_factory()
     ra = auto.client()
-    with open("/proc/meminfo") as f:
-        mem_total = int(f.readline().split()[1]) * 1024
-    assert 16 << 20 <= info_levee(ra)["blob_cache_max_bytes"] <= max(16 << 20, mem_total // 4)
+    assert 16 << 20 <= info_levee(ra)["blob_cache_max_bytes"] <= max(16 << 20, mem_total_bytes() // 4)
     assert ra.config_get("blob-cache-mb") == {"blob-cache-mb": "auto"}
     # Writes can leave the cache alone; reads still fill it.
     assert ra.config_set("blob-cache-on-write", "no")
@@ -269,8 +267,5 @@ def test_the_value_cache_serves_large_values_within_its_size_and_can_be_turned_o
 
 
 def test_a_bad_blob_cache_size_stops_start_up_naming_the_setting(tmpdir_path):
-    rep = run_levee("serve", "--data-dir", tmpdir_path, "--port", "0", "--http-port", "0",
-                    "--blob-cache-mb", "lots", timeout=20)
-    assert rep.returncode == 2
-    err = rep.stderr.decode()
+    err = serve_refused(tmpdir_path, "--blob-cache-mb", "lots")
     assert "'blob-cache-mb'" in err and "or auto" in err, err
