@@ -305,15 +305,19 @@ leveldb::Status Engine::WriteAndInvalidate(const leveldb::WriteOptions& wo, leve
   DataKeys touched;
   leveldb::Status s = batch->Iterate(&touched);
   if (!s.ok()) return s;
-  for (const auto& e : touched.entries) rows_->BeginWrite(e.key);
+  // A put written through keeps its old entry until Store replaces it.
+  write_through = write_through && row_cache_on_write_.load(std::memory_order_relaxed);
+  for (const auto& e : touched.entries) rows_->BeginWrite(e.key, write_through && e.put);
   s = db_->Write(wo, batch);
-  if (s.ok() && write_through && row_cache_on_write_.load(std::memory_order_relaxed)) {
-    for (const auto& e : touched.entries) {
-      if (e.put) rows_->Store(e.key, e.value);  // in batch order: a key put twice ends with its last value
+  for (const auto& e : touched.entries) {
+    if (!s.ok()) {
+      rows_->Erase(e.key);  // whatever LevelDB now holds, the cache holds nothing older
+    } else if (write_through && e.put) {
+      rows_->Store(e.key, e.value);  // in batch order: a key written twice ends as its last write left it
+    } else if (!e.put && write_through) {
+      rows_->Erase(e.key);  // a delete after a put of the same key in this batch
     }
   }
-  // Also after a failed write: whatever LevelDB holds now, nothing older
-  // can be in the cache (the keys were erased and fills were refused).
   for (const auto& e : touched.entries) rows_->EndWrite(e.key);
   return s;
 }

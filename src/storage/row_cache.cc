@@ -80,15 +80,21 @@ void RowCache::Insert(std::string_view db_key, std::string_view raw, bool absent
 }
 
 void RowCache::Store(std::string_view db_key, std::string_view raw) {
-  if (raw.size() <= max_value_bytes_) InsertUnchecked(db_key, raw, false);
+  if (raw.size() <= max_value_bytes_) {
+    InsertUnchecked(db_key, raw, false);  // replaces the old entry in one step
+  } else {
+    cache_->Erase(ToSlice(db_key));
+  }
 }
+
+void RowCache::Erase(std::string_view db_key) { cache_->Erase(ToSlice(db_key)); }
 
 void RowCache::InsertUnchecked(std::string_view db_key, std::string_view raw, bool absent) {
   const size_t charge = db_key.size() + raw.size() + kEntryOverhead;
   cache_->Release(cache_->Insert(ToSlice(db_key), NewRow(raw, absent), charge, &DeleteRow));
 }
 
-void RowCache::BeginWrite(std::string_view db_key) {
+void RowCache::BeginWrite(std::string_view db_key, bool replacing) {
   Stripe& s = StripeOf(db_key);
   {
     std::lock_guard<std::mutex> l(s.mu);
@@ -96,7 +102,7 @@ void RowCache::BeginWrite(std::string_view db_key) {
     s.version.fetch_add(1, std::memory_order_seq_cst);
   }
   // Outside the lock: no fill can land from here until EndWrite.
-  cache_->Erase(ToSlice(db_key));
+  if (!replacing) cache_->Erase(ToSlice(db_key));
 }
 
 void RowCache::EndWrite(std::string_view db_key) {

@@ -13,18 +13,23 @@
 // with a version and a count of writes in flight:
 //
 //   reader:  t = Ticket(k); v = LevelDB Get(k); Fill(k, v, t)
-//   writer:  BeginWrite(k)  [stripe locked: writing++, version++; then erase k]
+//   writer:  BeginWrite(k)  [stripe locked: writing++, version++; then erase
+//                            k, unless the writer will Store its new value]
 //            LevelDB Write
+//            Store(k, new)  [optional: replaces the entry in one step]
 //            EndWrite(k)    [version++, then writing--]
 //
 // Fill inserts, under the stripe's lock, only if no write is in flight on
 // the stripe and its version is still the ticket's. So a value read before
 // a commit is never inserted after it: either the fill precedes the
-// writer's BeginWrite (and the erase removes it) or the fill sees the
-// write in flight or a newer version (and drops it). While a write is in
-// flight its key is not in the cache, so every reader goes to LevelDB and
-// sees what LevelDB's own ordering gives; no reader can see the old value
-// from the cache after another saw the new one from LevelDB.
+// writer's BeginWrite (and the erase or the Store replaces it) or the fill
+// sees the write in flight or a newer version (and drops it). While a write
+// is in flight the key's entry is either absent (every reader goes to
+// LevelDB, which orders reads against the commit itself) or still the old
+// value until Store swaps in the new one (and once a reader has missed, no
+// fill can bring the old value back before EndWrite). Either way no reader
+// sees the old value after another saw the new one, and every read that
+// starts after the write is acknowledged sees it.
 #pragma once
 
 #include <atomic>
@@ -55,10 +60,13 @@ class RowCache {
   void FillAbsent(std::string_view db_key, uint64_t ticket);
 
   // Writer side (one thread at a time), around a LevelDB write of db_key.
-  void BeginWrite(std::string_view db_key);
+  // replacing: the writer will Store the key's new value (or Erase it)
+  // before EndWrite, so the old entry may stay until then.
+  void BeginWrite(std::string_view db_key, bool replacing = false);
   // Between the LevelDB write and EndWrite: puts the value just written in
   // the cache (no reader can fill the key meanwhile).
   void Store(std::string_view db_key, std::string_view raw);
+  void Erase(std::string_view db_key);
   void EndWrite(std::string_view db_key);
   // The writer's view, between its writes: what LevelDB holds for db_key,
   // if cached (not counted as a hit or miss: it is no client's read).

@@ -216,7 +216,10 @@ class Cluster:
         for i in (1, 2):
             self.nodes.append(Node(kind, root, i, replicaof=f"{out_ip}:{self.nodes[0].port}",
                                    extra_config=extra_config, password=password, host=in_ip, netns=ns).start())
-        wait_until(lambda: self.nodes[0].info().get("connected_slaves") == 2, 30, what="both replicas attached")
+        # Attached is not synced: a replica counts as connected from its PSYNC,
+        # before its first full resync has given it the primary's history.
+        wait_until(lambda: self.nodes[0].info().get("connected_slaves") == 2 and
+                   all(follows(n, self.nodes[0]) for n in self.nodes[1:]), 30, what="both replicas in sync")
         self.sentinels = None
         if sentinels:
             self.sentinels = Sentinels(root, self.nodes[0].port, password=password, host=in_ip, netns=ns,

@@ -131,6 +131,22 @@ TEST(RowCacheTest, EngineWritesAndTheCollectorsWritesInvalidate) {
   }
   ASSERT_TRUE(engine->Get("k", &v, &found).ok());
   EXPECT_FALSE(found);
+  // A key written twice in one batch ends as the last write left it.
+  {
+    WriteGroup g(engine.get());
+    bool deleted = false;
+    ASSERT_TRUE(g.Put("twice", Str("1")).ok());
+    ASSERT_TRUE(g.Delete("twice", &deleted).ok());
+    ASSERT_TRUE(g.Put("again", Str("1")).ok());
+    ASSERT_TRUE(g.Delete("again", &deleted).ok());
+    ASSERT_TRUE(g.Put("again", Str("2")).ok());
+    ASSERT_TRUE(g.Commit(++seq, false).ok());
+  }
+  ASSERT_TRUE(engine->Get("twice", &v, &found).ok());
+  EXPECT_FALSE(found);
+  ASSERT_TRUE(engine->Get("again", &v, &found).ok());
+  ASSERT_TRUE(found);
+  EXPECT_EQ(v.payload, "2");
   // FLUSHALL gives the memory back.
   put("a", "x");
   ASSERT_TRUE(engine->Get("a", &v, &found).ok());
