@@ -14,13 +14,13 @@ build=(
   cmake g++ ninja-build pkg-config
   libleveldb-dev libsnappy-dev libasio-dev libcli11-dev libyaml-cpp-dev
   libspdlog-dev nlohmann-json3-dev libssl-dev zlib1g-dev libzstd-dev
-  libsodium-dev libcurl4-openssl-dev
+  libsodium-dev libcurl4-openssl-dev libjemalloc-dev
 )
 # The shared libraries the binary links (readelf NEEDED; a test checks this
 # list against the built binary), certificates for https object stores, and
 # redis-cli for the Kubernetes init step that asks Sentinel for the primary.
 runtime=(
-  libleveldb1d libsnappy1v5 libyaml-cpp0.7 zlib1g libcurl4 libsodium23 libzstd1
+  libleveldb1d libsnappy1v5 libyaml-cpp0.7 zlib1g libcurl4 libsodium23 libzstd1 libjemalloc2
   libssl3 libstdc++6 libgcc-s1 libc6 ca-certificates redis-tools
 )
 tests=(

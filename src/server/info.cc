@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/allocator.h"
 #include "common/clock.h"
 #include "common/version.h"
 #include "observe/command_stats.h"
@@ -96,11 +97,24 @@ std::string Server::InfoSection(const std::string& name) {
     uint64_t leveldb_mem = 0;
     std::string m = engine_->Property("leveldb.approximate-memory-usage");
     if (!m.empty()) leveldb_mem = std::stoull(m);
+    // used_memory is what the allocator has handed out, as in Redis; without
+    // the allocator's counters (a libc build) it falls back to the RSS.
+    const AllocatorStats alloc = ReadAllocatorStats();
+    const uint64_t used = alloc.known ? alloc.allocated : rss;
     o = "# Memory\r\n";
-    line(o, "used_memory", rss);
-    line(o, "used_memory_human", Human(rss));
+    line(o, "used_memory", used);
+    line(o, "used_memory_human", Human(used));
     line(o, "used_memory_rss", rss);
     line(o, "used_memory_rss_human", Human(rss));
+    line(o, "mem_allocator", alloc.name);
+    if (alloc.known) {
+      line(o, "allocator_allocated", alloc.allocated);
+      line(o, "allocator_active", alloc.active);
+      line(o, "allocator_resident", alloc.resident);
+      char ratio[32];
+      std::snprintf(ratio, sizeof(ratio), "%.2f", used > 0 ? static_cast<double>(rss) / used : 0.0);
+      line(o, "mem_fragmentation_ratio", std::string(ratio));
+    }
     line(o, "leveldb_memory", leveldb_mem);
     line(o, "maxmemory", 0);
   } else if (name == "persistence") {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/allocator.h"
 #include "common/version.h"
 #include "server/server.h"
 
@@ -294,6 +295,17 @@ void Server::RegisterMetrics() {
                         if (!open()) return;
                         std::string v = engine_->Property("leveldb.approximate-memory-usage");
                         if (!v.empty()) w.Value({}, std::stod(v));
+                      }});
+
+  reg.Register(Family{"levee_allocator_bytes",
+                      "The memory allocator's own counts (jemalloc): state=allocated (handed to levee), active "
+                      "(pages with live allocations), resident (kept in memory by the allocator).",
+                      Type::kGauge, {}, [](SampleWriter& w) {
+                        const AllocatorStats a = ReadAllocatorStats();
+                        if (!a.known) return;
+                        w.Value({{"state", "allocated"}}, static_cast<double>(a.allocated));
+                        w.Value({{"state", "active"}}, static_cast<double>(a.active));
+                        w.Value({{"state", "resident"}}, static_cast<double>(a.resident));
                       }});
 
   // Readiness, and the standard process metrics.

@@ -93,6 +93,30 @@ def test_counters_move_by_the_expected_amounts(server):
     assert int(str(r.info("errorstats")["errorstat_ERR"]).split("=")[1]) >= 3
 
 
+def test_memory_is_the_allocators_count_and_follows_what_levee_keeps(server):
+    r = server.client()
+    before = r.info("memory")
+    assert before["mem_allocator"].startswith("jemalloc-5."), before["mem_allocator"]
+    # 2,000 values of 10 KB stay in the blob value cache: about 20 MB that the
+    # allocator hands out, which used_memory must show.
+    value = os.urandom(10_000)
+    pipe = r.pipeline(transaction=False)
+    for i in range(2000):
+        pipe.set(f"mem:{i}", value)
+    pipe.execute()
+    # Request buffers and the group's copies are freed once the writes are
+    # answered; what the caches keep stays.
+    text = metrics(server)
+    after = r.info("memory")
+    for m in (sample(text, "levee_allocator_bytes", state="allocated"), after["used_memory"]):
+        assert 18e6 < m - before["used_memory"] < 120e6, (m, before["used_memory"])
+    assert after["used_memory"] == after["allocator_allocated"]
+    assert after["allocator_allocated"] <= after["allocator_active"] <= after["allocator_resident"]
+    assert after["mem_fragmentation_ratio"] > 0
+    assert sample(text, "levee_allocator_bytes", state="resident") >= sample(text, "levee_allocator_bytes",
+                                                                             state="allocated")
+
+
 def test_openmetrics_when_asked(server):
     status, ctype, body = http_get(server.http_port, "/metrics", accept="application/openmetrics-text; version=1.0.0")
     assert status == 200
