@@ -47,6 +47,10 @@ std::vector<Config::Entry> MakeTable() {
        "cache of small values (and of large values' blob references) by key, in MiB: a read of a cached key "
        "skips LevelDB's lookup. Reads fill it, and writes when row-cache-on-write is on. auto: an eighth of "
        "the memory levee may use, at most 8 GiB; 0: none"},
+      {"key-filter-bits-per-key", T::kInt, "10", 0, 32, {}, false,
+       "a Bloom filter of every key, in levee's memory, this many bits per key (10: about 1% of absent keys "
+       "still go to LevelDB): a read of a missing key and a write of a new key need no LevelDB lookup. Built "
+       "by a background scan at start (until it ends, lookups go to LevelDB); 0: none"},
       {"row-cache-on-write", T::kBool, "yes", 0, 0, {}, true,
        "put each value written in the row cache as it commits (no: writes only remove their keys and reads fill "
        "it); with it, the writer also learns from the cache whether a key existed, without a LevelDB lookup"},

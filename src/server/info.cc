@@ -213,6 +213,12 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "row_cache_bytes", rows ? rows->bytes() : 0);
     line(o, "row_cache_hits", rows ? rows->hits() : 0);
     line(o, "row_cache_misses", rows ? rows->misses() : 0);
+    const storage::KeyFilter* filter = engine_->key_filter();
+    line(o, "key_filter_ready", filter && filter->ready() ? 1 : 0);
+    line(o, "key_filter_bytes", filter ? filter->bytes() : 0);
+    line(o, "key_filter_capacity", filter ? filter->capacity() : 0);
+    line(o, "key_filter_absent", filter ? filter->absent_answers() : 0);
+    line(o, "key_filter_scans", filter ? filter->scans_completed() : 0);
     line(o, "blob_gc_files_removed", blob_gc_->stats().files_removed.load());
     line(o, "blob_gc_bytes_reclaimed", blob_gc_->stats().bytes_reclaimed.load());
     line(o, "blob_gc_bytes_relocated", blob_gc_->stats().bytes_relocated.load());

@@ -276,6 +276,22 @@ void Server::RegisterMetrics() {
             [](const storage::RowCache& r) { return r.bytes(); });
   row_cache("levee_row_cache_hits_total", "Key lookups answered from the row cache.", Type::kCounter,
             [](const storage::RowCache& r) { return r.hits(); });
+  // The key filter (storage/key_filter.h); zeros when it is off.
+  auto key_filter = [&](const char* name, const char* help, Type type, auto value) {
+    reg.Register(Family{name, help, type, {}, [this, open, value](SampleWriter& w) {
+                          if (!open()) return;
+                          const storage::KeyFilter* f = engine_->key_filter();
+                          w.Value({}, f ? static_cast<double>(value(*f)) : 0.0);
+                        }});
+  };
+  key_filter("levee_key_filter_ready", "1 when the key filter's scan has completed and it answers lookups.",
+             Type::kGauge, [](const storage::KeyFilter& f) { return f.ready() ? 1 : 0; });
+  key_filter("levee_key_filter_bytes", "Memory of the key filter (and of a scan underway).", Type::kGauge,
+             [](const storage::KeyFilter& f) { return f.bytes(); });
+  key_filter("levee_key_filter_absent_total", "Lookups the key filter answered as absent, without LevelDB.",
+             Type::kCounter, [](const storage::KeyFilter& f) { return f.absent_answers(); });
+  key_filter("levee_key_filter_scans_total", "Key filter scans completed (one at start, then one per rebuild).",
+             Type::kCounter, [](const storage::KeyFilter& f) { return f.scans_completed(); });
   row_cache("levee_row_cache_misses_total", "Key lookups that went to LevelDB (absent keys included).",
             Type::kCounter, [](const storage::RowCache& r) { return r.misses(); });
   reg.Register(Family{"levee_leveldb_block_cache_hits_total", "LevelDB block cache lookups that hit.",

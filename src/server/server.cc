@@ -195,6 +195,7 @@ Status Server::OpenStorage() {
   eo.blob_file_bytes = static_cast<uint64_t>(config_->GetInt("blob-file-mb")) << 20;
   eo.blob_cache_bytes = AutoSizedBytes(config_->GetString("blob-cache-mb"), 0.25, 16, 16 << 10);
   eo.row_cache_bytes = AutoSizedBytes(config_->GetString("row-cache-mb"), 0.125, 16, 8 << 10);
+  eo.key_filter_bits_per_key = static_cast<int>(config_->GetInt("key-filter-bits-per-key"));
   RaiseFileLimit(static_cast<uint64_t>(eo.max_open_files) + config_->GetInt("maxclients") + 128);
   auto engine = storage::Engine::Open(eo);
   if (!engine.ok()) return engine.status();

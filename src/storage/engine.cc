@@ -130,11 +130,33 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   } else if (!s.IsNotFound()) {
     return FromLevelDB(s, "cannot read applied sequence of " + options.path);
   }
+  if (options.key_filter_bits_per_key > 0) {
+    Engine* eng = e.get();
+    e->keys_ = std::make_unique<KeyFilter>(
+        options.key_filter_bits_per_key,
+        [eng](const std::function<void(std::string_view)>& add, const std::function<bool()>& stop) {
+          return eng->ScanDataKeys(add, stop);
+        },
+        [eng] { return eng->key_count(); });
+  }
   return e;
 }
 
 Engine::~Engine() {
-  db_.reset();  // before the cache, filter and logger it uses
+  keys_.reset();  // its scan reads db_
+  db_.reset();    // before the cache, filter and logger it uses
+}
+
+bool Engine::ScanDataKeys(const std::function<void(std::string_view)>& add, const std::function<bool()>& stop) const {
+  leveldb::ReadOptions ro;
+  ro.fill_cache = false;  // a one-off pass: keep the foreground's blocks cached
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
+  size_t n = 0;
+  for (it->Seek(std::string(1, kDataPrefix)); it->Valid() && it->key()[0] == kDataPrefix; it->Next()) {
+    add(std::string_view(it->key().data(), it->key().size()));
+    if (++n % 1024 == 0 && stop()) return false;
+  }
+  return it->status().ok();
 }
 
 Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found, bool resolve) const {
@@ -152,6 +174,9 @@ Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found, b
     }
     if (cached == RowCache::Result::kPresent) {
       if (!DecodeValue(std::move(raw), value)) return Status::Corruption("undecodable value stored for a key");
+    } else if (attempt == 0 && keys_ != nullptr && !keys_->MayContain(key)) {
+      *found = false;
+      return Status::OK();
     } else {
       const uint64_t ticket = rows_ != nullptr ? rows_->Ticket(key) : 0;
       leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &raw);
@@ -259,7 +284,7 @@ Status Engine::Write(leveldb::WriteBatch* batch, const Commit& c, bool sync) {
   wo.sync = sync;
   auto t0 = std::chrono::steady_clock::now();
   // A flush deletes every key: nothing to write through.
-  leveldb::Status s = WriteAndInvalidate(wo, batch, /*write_through=*/!c.reset_adjustments);
+  leveldb::Status s = WriteAndInvalidate(wo, batch, /*write_through=*/!c.reset_adjustments, c.reset_adjustments);
   if (!sync && std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(1)) {
     write_stalls_.fetch_add(1, std::memory_order_relaxed);
   }
@@ -274,7 +299,7 @@ Status Engine::Write(leveldb::WriteBatch* batch, const Commit& c, bool sync) {
 Status Engine::WriteUnsequenced(leveldb::WriteBatch* batch, bool sync) {
   leveldb::WriteOptions wo;
   wo.sync = sync;
-  return FromLevelDB(WriteAndInvalidate(wo, batch, /*write_through=*/true), "write to LevelDB");
+  return FromLevelDB(WriteAndInvalidate(wo, batch, /*write_through=*/true, /*flush=*/false), "write to LevelDB");
 }
 
 namespace {
@@ -300,25 +325,49 @@ class DataKeys final : public leveldb::WriteBatch::Handler {
 }  // namespace
 
 leveldb::Status Engine::WriteAndInvalidate(const leveldb::WriteOptions& wo, leveldb::WriteBatch* batch,
-                                          bool write_through) {
-  if (rows_ == nullptr) return db_->Write(wo, batch);
+                                          bool write_through, bool flush) {
+  if (rows_ == nullptr && keys_ == nullptr) return db_->Write(wo, batch);
   DataKeys touched;
   leveldb::Status s = batch->Iterate(&touched);
   if (!s.ok()) return s;
-  // A put written through keeps its old entry until Store replaces it.
-  write_through = write_through && row_cache_on_write_.load(std::memory_order_relaxed);
-  for (const auto& e : touched.entries) rows_->BeginWrite(e.key, write_through && e.put);
-  s = db_->Write(wo, batch);
-  for (const auto& e : touched.entries) {
-    if (!s.ok()) {
-      rows_->Erase(e.key);  // whatever LevelDB now holds, the cache holds nothing older
-    } else if (write_through && e.put) {
-      rows_->Store(e.key, e.value);  // in batch order: a key written twice ends as its last write left it
-    } else if (!e.put && write_through) {
-      rows_->Erase(e.key);  // a delete after a put of the same key in this batch
+  {
+    // The keys this batch puts are in the filter before LevelDB has them.
+    std::shared_lock<std::shared_mutex> filter_lock;
+    if (keys_ != nullptr) {
+      filter_lock = keys_->LockForWrite();
+      for (const auto& e : touched.entries) {
+        if (e.put) keys_->Add(e.key);
+      }
+    }
+    if (rows_ == nullptr) {
+      s = db_->Write(wo, batch);
+    } else {
+      // A put written through keeps its old entry until Store replaces it.
+      write_through = write_through && row_cache_on_write_.load(std::memory_order_relaxed);
+      for (const auto& e : touched.entries) rows_->BeginWrite(e.key, write_through && e.put);
+      s = db_->Write(wo, batch);
+      for (const auto& e : touched.entries) {
+        if (!s.ok()) {
+          rows_->Erase(e.key);  // whatever LevelDB now holds, the cache holds nothing older
+        } else if (write_through && e.put) {
+          rows_->Store(e.key, e.value);  // in batch order: a key written twice ends as its last write left it
+        } else if (!e.put && write_through) {
+          rows_->Erase(e.key);  // a delete after a put of the same key in this batch
+        }
+      }
+      for (const auto& e : touched.entries) rows_->EndWrite(e.key);
     }
   }
-  for (const auto& e : touched.entries) rows_->EndWrite(e.key);
+  if (s.ok() && flush && keys_ != nullptr) {
+    // Until now the filter held every old key too (a superset: correct);
+    // from here only what the batch put (after its deletes, or before them:
+    // an extra key only costs a lookup).
+    std::vector<std::string_view> puts;
+    for (const auto& e : touched.entries) {
+      if (e.put) puts.push_back(e.key);
+    }
+    keys_->Reset(puts);
+  }
   return s;
 }
 

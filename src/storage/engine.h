@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -18,6 +19,7 @@
 #include "storage/blob.h"
 #include "storage/checkpoint.h"
 #include "storage/encoding.h"
+#include "storage/key_filter.h"
 #include "storage/row_cache.h"
 
 namespace leveldb {
@@ -44,6 +46,7 @@ struct EngineOptions {
   uint64_t blob_file_bytes = 64ull << 20;
   size_t blob_cache_bytes = 0;  // the blob value cache (0: none)
   size_t row_cache_bytes = 0;   // the row cache (storage/row_cache.h; 0: none)
+  int key_filter_bits_per_key = 0;  // the key filter (storage/key_filter.h; 0: none)
 };
 
 class Engine {
@@ -129,6 +132,11 @@ class Engine {
   const RowCache* rows() const { return rows_.get(); }
   void set_row_cache_on_write(bool on) { row_cache_on_write_.store(on); }
 
+  // The filter of keys LevelDB holds (nullptr when off): Get answers
+  // "absent" from it without a LevelDB lookup, and so does the writer's
+  // existence check (WriteGroup).
+  const KeyFilter* key_filter() const { return keys_.get(); }
+
   leveldb::DB* raw() const { return db_.get(); }
   DeferringEnv* env() const { return env_.get(); }
   const std::string& path() const { return path_; }
@@ -137,6 +145,9 @@ class Engine {
 
  private:
   Engine() = default;
+  // Calls add for every data key in a snapshot; false if stop() turned true
+  // or the read failed. The key filter's scan.
+  bool ScanDataKeys(const std::function<void(std::string_view)>& add, const std::function<bool()>& stop) const;
   std::string path_;
   std::unique_ptr<DeferringEnv> env_;  // outlives db_
   std::unique_ptr<leveldb::Logger> info_log_;
@@ -145,9 +156,13 @@ class Engine {
   std::unique_ptr<leveldb::DB> db_;
   std::unique_ptr<BlobFiles> blobs_;
   std::unique_ptr<RowCache> rows_;
+  std::unique_ptr<KeyFilter> keys_;  // stopped before db_ closes
   std::atomic<size_t> blob_min_bytes_{0};
   std::atomic<bool> row_cache_on_write_{true};
-  leveldb::Status WriteAndInvalidate(const leveldb::WriteOptions& wo, leveldb::WriteBatch* batch, bool write_through);
+  // Every LevelDB write: keeps the row cache and key filter in step. flush:
+  // the batch deletes every key first (FLUSHALL).
+  leveldb::Status WriteAndInvalidate(const leveldb::WriteOptions& wo, leveldb::WriteBatch* batch, bool write_through,
+                                     bool flush);
   mutable std::mutex iter_mu_;
   mutable std::multiset<uint64_t> live_iters_;  // guarded by iter_mu_
   mutable std::atomic<uint64_t> iter_epoch_{0};

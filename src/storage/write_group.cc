@@ -67,7 +67,7 @@ uint64_t WriteGroup::KeyCount() {
 
 
 Status WriteGroup::ReadMeta(std::string_view key, Known* k) {
-  if (PeekRow(key, k)) return Status::OK();
+  if (PeekCached(key, k)) return Status::OK();
   *k = Known{};
   std::string raw;
   leveldb::Status s = engine_->raw()->Get(leveldb::ReadOptions(), DataKey(key), &raw);
@@ -82,13 +82,18 @@ Status WriteGroup::ReadMeta(std::string_view key, Known* k) {
   return Status::OK();
 }
 
-bool WriteGroup::PeekRow(std::string_view key, Known* k) {
+bool WriteGroup::PeekCached(std::string_view key, Known* k) {
   const RowCache* rows = engine_->rows();
-  if (rows == nullptr) return false;
+  const KeyFilter* filter = engine_->key_filter();
+  if (rows == nullptr && filter == nullptr) return false;
+  const std::string dk = DataKey(key);
   std::string raw;
-  switch (rows->Peek(DataKey(key), &raw)) {
+  switch (rows != nullptr ? rows->Peek(dk, &raw) : RowCache::Result::kMiss) {
     case RowCache::Result::kMiss:
-      return false;
+      // Never in the filter: a new key, known without a lookup.
+      if (filter == nullptr || filter->MayContain(dk)) return false;
+      *k = Known{};
+      break;
     case RowCache::Result::kAbsent:
       *k = Known{};
       break;
@@ -141,7 +146,7 @@ Status WriteGroup::StagePut(std::string_view key, std::string encoded, int64_t e
     found = rc->second.found;
     old_expiry = rc->second.expiry;
     Superseded(key, &rc->second);
-  } else if (Known k; PeekRow(key, &k)) {
+  } else if (Known k; PeekCached(key, &k)) {
     // The row cache knows what LevelDB holds: no lookup, nothing to count later.
     found = k.found;
     old_expiry = k.expiry;

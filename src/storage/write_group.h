@@ -89,8 +89,9 @@ class WriteGroup final : public DataView {
   void Superseded(std::string_view key, const Known* known);
   // What LevelDB holds for key, without reading a blob; cached.
   Status ReadMeta(std::string_view key, Known* k);
-  // What the row cache knows of key (false: not cached).
-  bool PeekRow(std::string_view key, Known* k);
+  // What LevelDB holds for key as far as the row cache or the key filter
+  // knows without a lookup (false: neither knows).
+  bool PeekCached(std::string_view key, Known* k);
   std::vector<UnresolvedKey> unresolved_;
   // Pending state per key: encoded value, or nullopt for deleted.
   std::map<std::string, std::optional<std::string>, std::less<>> overlay_;
