@@ -57,7 +57,8 @@ std::string ContentId(std::string_view plain, const Key* key);
 enum class Compression { kNever, kIfSmaller };
 
 // The stored form of plain. With kIfSmaller, zstd is used when it saves at
-// least an eighth.
+// least an eighth; an object of 256 KiB or more is tried only when samples
+// of it compress by that much (incompressible data costs no full pass).
 std::string EncodeObject(std::string_view plain, Compression compression, const Key* key);
 
 // Plaintext of a stored object. `what` names the object in errors. Fails

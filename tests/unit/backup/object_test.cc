@@ -21,6 +21,28 @@ TEST(Object, PlainRoundTripAndCompression) {
   EXPECT_EQ(never.size(), text.size() + 5);
 }
 
+TEST(Object, LargeObjectsAreCompressedOnlyWhenTheirSamplesCompress) {
+  // 4 MiB of random bytes: stored as they are.
+  std::string noise(4 << 20, '\0');
+  uint64_t x = 88172645463325252ull;
+  for (char& c : noise) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  EXPECT_EQ(EncodeObject(noise, Compression::kIfSmaller, nullptr).size(), noise.size() + 5);
+  // The same size of repetitive records with random ids: compressed, and
+  // read back whole.
+  std::string records;
+  for (int i = 0; records.size() < (4u << 20); i++) {
+    records += "{\"user\":" + std::to_string(i * 7919 % 100003) + ",\"status\":\"active\",\"plan\":\"free\"}\n";
+  }
+  std::string stored = EncodeObject(records, Compression::kIfSmaller, nullptr);
+  EXPECT_LT(stored.size(), records.size() / 4);
+  auto back = DecodeObject(stored, nullptr, "obj");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back.value(), records);
+}
+
 TEST(Object, EncryptedRoundTripAcrossMessages) {
   auto key = TestKey('k');
   std::string data;
