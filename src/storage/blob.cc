@@ -243,7 +243,7 @@ Status BlobFiles::Sync() {
   return Status::OK();
 }
 
-Status BlobFiles::Read(const BlobRef& ref, std::string_view key, std::string* value) const {
+Status BlobFiles::Read(const BlobRef& ref, std::string_view key, std::string* value, bool fill_cache) const {
   if (CacheLookup(ref, key, value)) return Status::OK();
   const size_t size = kHeader + key.size() + ref.length;
   std::string buf(size, '\0');
@@ -292,7 +292,7 @@ Status BlobFiles::Read(const BlobRef& ref, std::string_view key, std::string* va
                               "the key, or restore a backup (levee check lists every damaged value)");
   }
   value->assign(v.data() + kHeader + klen, vlen);
-  CacheInsert(ref, key, std::move(buf), kHeader + klen);
+  if (fill_cache) CacheInsert(ref, key, std::move(buf), kHeader + klen);
   return Status::OK();
 }
 

@@ -107,8 +107,11 @@ class BlobFiles {
 
   // Reads the value ref points at, checking the record's CRC and that it
   // belongs to key. NotFound when the file was removed (the collector moved
-  // the value: read the key again).
-  Status Read(const BlobRef& ref, std::string_view key, std::string* value) const;
+  // the value: read the key again). fill_cache false: a value read from the
+  // file is not put in the value cache (a full pass such as a backup's
+  // digest would otherwise push out what clients read, and allocate as much
+  // memory as the data it reads).
+  Status Read(const BlobRef& ref, std::string_view key, std::string* value, bool fill_cache = true) const;
 
   // Every record of a file in order: fn(offset, key, value) (value is the
   // stored bytes, CRC checked). Stops at a torn or corrupt tail, which is

@@ -68,7 +68,7 @@ StatusOr<std::string> DigestData(leveldb::Iterator* it, const BlobFiles* blobs, 
     }
     if (v.ExpiredAt(now_ms)) continue;
     std::string_view user_key(k.data() + 1, k.size() - 1);
-    Status st = Engine::ResolveIn(blobs, user_key, &v);
+    Status st = Engine::ResolveIn(blobs, user_key, &v, /*fill_cache=*/false);  // a full pass: leave the cache to clients
     if (!st.ok()) return Status::Corruption("reading the value of a key for a digest: " + st.message());
     d.Add(user_key, v);
   }

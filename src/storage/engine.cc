@@ -196,10 +196,10 @@ Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found, b
   }
 }
 
-Status Engine::ResolveIn(const BlobFiles* blobs, std::string_view user_key, StoredValue* value) {
+Status Engine::ResolveIn(const BlobFiles* blobs, std::string_view user_key, StoredValue* value, bool fill_cache) {
   if (!value->in_blob || value->blob_loaded) return Status::OK();
   if (blobs == nullptr) return Status::Corruption("a value is in a blob file but no blob files were opened");
-  LEVEE_RETURN_IF_ERROR(blobs->Read(value->blob, user_key, &value->payload));
+  LEVEE_RETURN_IF_ERROR(blobs->Read(value->blob, user_key, &value->payload, fill_cache));
   value->blob_loaded = true;
   return Status::OK();
 }

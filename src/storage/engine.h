@@ -70,7 +70,9 @@ class Engine {
   // Reads the payload of a value LevelDB holds as a blob reference (a no-op
   // for any other value).
   Status Resolve(std::string_view user_key, StoredValue* value) const { return ResolveIn(blobs_.get(), user_key, value); }
-  static Status ResolveIn(const BlobFiles* blobs, std::string_view user_key, StoredValue* value);
+  // fill_cache false: see BlobFiles::Read (full passes).
+  static Status ResolveIn(const BlobFiles* blobs, std::string_view user_key, StoredValue* value,
+                          bool fill_cache = true);
 
   // Blob files (storage/blob.h).
   BlobFiles* blobs() const { return blobs_.get(); }

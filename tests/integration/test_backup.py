@@ -531,3 +531,27 @@ def test_server_side_backup_threads_yield_to_the_foreground(server_factory, tmpd
     assert len(backups("file://" + os.path.join(tmpdir_path, "repo"))) == 1
     with pytest.raises(Exception, match="backup-cpu-priority"):
         s.client().execute_command("CONFIG", "SET", "backup-cpu-priority", "nice")
+
+
+def test_a_backups_digest_does_not_fill_the_value_cache(server_factory, tmpdir_path):
+    # Values written with blob-cache-on-write off stay out of the value
+    # cache; the backup's digest then reads every one of them (30 MB) and
+    # must leave the cache, and levee's memory, as they were.
+    repo = "file://" + os.path.join(tmpdir_path, "repo")
+    s = server_factory(extra_args=["--backup-repo", repo, "--backup-schedule", "off",
+                                   "--backup-verify-schedule", "off", "--blob-cache-on-write", "no"])
+    r = s.client()
+    fill(r, 3000, 10_000)
+    assert r.get("k7") is not None  # one read: one value cached
+    before = r.info("levee")["blob_cache_bytes"]
+    used_before = r.info("memory")["used_memory"]
+    assert 10_000 <= before < 100_000, before
+    r.execute_command("BACKUP", "RUN")
+    status = lambda: dict(zip(*[iter(r.execute_command("BACKUP", "STATUS"))] * 2))  # noqa: E731
+    wait_until(lambda: status()[b"running"] == 0 and len(backups(repo)) == 1, 60, what="the backup to end")
+    assert status()[b"failures"] == 0, status()
+    assert r.info("levee")["blob_cache_bytes"] == before
+    assert r.info("memory")["used_memory"] < used_before + 10_000_000
+    # The backup holds every value all the same: its digest is the data's.
+    listed = backups(repo)[0]
+    assert listed["digest"] == r.execute_command("DEBUG", "DIGEST").decode()
