@@ -222,6 +222,7 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "blob_gc_files_removed", blob_gc_->stats().files_removed.load());
     line(o, "blob_gc_bytes_reclaimed", blob_gc_->stats().bytes_reclaimed.load());
     line(o, "blob_gc_bytes_relocated", blob_gc_->stats().bytes_relocated.load());
+    line(o, "blob_gc_surveys", blob_gc_->stats().surveys.load());
     line(o, "leveldb_approximate_bytes", engine_->ApproximateSize());
     // leveldb.stats: a table of "level files size(MB) time read write" rows.
     std::istringstream stats(engine_->Property("leveldb.stats"));

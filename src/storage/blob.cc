@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "common/coding.h"
 #include "common/file.h"
@@ -98,7 +100,46 @@ Status BlobFiles::Open() {
     next_number_ = std::max(next_number_, n + 1);
   }
   if (ec) return Status::IOError("cannot list blob files in " + dir_ + ": " + ec.message());
+  LoadEstimates();
   return Status::OK();
+}
+
+namespace {
+constexpr std::string_view kEstimatesHeader = "levee-blob-garbage 1";
+}  // namespace
+
+void BlobFiles::LoadEstimates() {
+  // Estimates only: a file that is missing, damaged or from another state
+  // of the directory means surveys, as if there were none.
+  std::ifstream in(fs::path(dir_) / kEstimatesFile);
+  std::string line;
+  if (!in || !std::getline(in, line) || line != kEstimatesHeader) return;
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> saved;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    uint64_t number, bytes, garbage;
+    if (!(fields >> number >> bytes >> garbage) || garbage > bytes) return;
+    saved[number] = {bytes, garbage};
+  }
+  for (auto& [n, f] : files_) {
+    auto it = saved.find(n);
+    if (it == saved.end() || it->second.first != f.bytes) continue;
+    f.garbage = it->second.second;
+    f.surveyed = true;
+  }
+}
+
+Status BlobFiles::SaveEstimates() const {
+  std::string out(kEstimatesHeader);
+  out += "\n";
+  {
+    std::lock_guard<std::mutex> l(info_mu_);
+    for (const auto& [n, f] : files_) {
+      if (f.active || !f.surveyed) continue;
+      out += std::to_string(n) + " " + std::to_string(f.bytes) + " " + std::to_string(f.garbage) + "\n";
+    }
+  }
+  return WriteFileAtomic((fs::path(dir_) / kEstimatesFile).string(), out);
 }
 
 Status BlobFiles::OpenNext() {

@@ -85,8 +85,16 @@ class BlobFiles {
   BlobFiles(const BlobFiles&) = delete;
   BlobFiles& operator=(const BlobFiles&) = delete;
 
-  // Lists the blob files already in dir.
+  // Lists the blob files already in dir, with the garbage estimates the last
+  // SaveEstimates left for them (kEstimatesFile; docs/formats/blob.md): a
+  // sealed file whose size matches needs no survey after a restart.
   Status Open();
+  // Writes the estimates of sealed, surveyed files atomically into dir.
+  // After a crash they lack the garbage counted since the last save (a file
+  // is collected later than it could be); the collector only ever moves
+  // records LevelDB still refers to, so an estimate can never lose data.
+  Status SaveEstimates() const;
+  static constexpr const char* kEstimatesFile = "BLOB-GARBAGE";
   void set_file_bytes(uint64_t n) { file_bytes_.store(n); }
   // Whether AppendCached puts the new value in the cache (reads always do).
   void set_cache_on_write(bool on) { cache_on_write_.store(on, std::memory_order_relaxed); }
@@ -136,6 +144,7 @@ class BlobFiles {
  private:
   std::string Path(uint64_t number) const;
   Status OpenNext();  // writer thread, under active_mu_
+  void LoadEstimates();  // under info_mu_
   void CacheInsert(const BlobRef& ref, std::string_view key, std::string buffer, size_t value_offset) const;
   void CacheErase(const BlobRef& ref) const;
   bool CacheLookup(const BlobRef& ref, std::string_view key, std::string* value) const;

@@ -53,11 +53,19 @@ void BlobCollector::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (!thread_.joinable()) return;
+  thread_.join();
+  SaveEstimates();
+}
+
+void BlobCollector::SaveEstimates() {
+  Status st = engine_->blobs()->SaveEstimates();
+  if (!st.ok()) logging::Warn("blob", "could not save blob garbage estimates; will retry", {{"error", st.ToString()}});
 }
 
 void BlobCollector::Run() {
   std::unique_lock<std::mutex> l(mu_);
+  auto saved = std::chrono::steady_clock::now();
   while (!stop_) {
     cv_.wait_for(l, std::chrono::seconds(1), [this] { return stop_; });
     if (stop_) break;
@@ -66,6 +74,10 @@ void BlobCollector::Run() {
     if (!st.ok()) {
       stats_.errors++;
       logging::Warn("blob", "blob file collection failed; will retry", {{"error", st.ToString()}});
+    }
+    if (std::chrono::steady_clock::now() - saved >= kSaveEvery) {
+      SaveEstimates();
+      saved = std::chrono::steady_clock::now();
     }
     l.lock();
   }

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <mutex>
@@ -42,7 +43,10 @@ class BlobCollector {
   BlobCollector(Engine* engine, RunOnWriter run_on_writer);
   ~BlobCollector();
   void Start();
+  // Stops the thread and saves the garbage estimates (BlobFiles::SaveEstimates),
+  // which it also does every kSaveEvery while running.
   void Stop();
+  static constexpr std::chrono::seconds kSaveEvery{60};
 
   // A sealed file is collected when at least this share of it is dead (0..1).
   void set_garbage_ratio(double r) { ratio_.store(r); }
@@ -58,6 +62,7 @@ class BlobCollector {
     return stop_;
   }
   Status Survey(uint64_t file);
+  void SaveEstimates();
   Status Collect(uint64_t file, uint64_t bytes);
 
   Engine* engine_;

@@ -123,6 +123,38 @@ def test_collector_reclaims_overwritten_values_and_keeps_live_ones(server_factor
     assert r.execute_command("DEBUG", "DIGEST") == digest
 
 
+def test_garbage_estimates_survive_a_restart_so_old_files_need_no_survey(server_factory, tmpdir_path):
+    data = os.path.join(tmpdir_path, "est")
+    # 100%: nothing is collected, the estimates only grow.
+    args = ["--blob-file-mb", "1", "--blob-gc-garbage-percent", "100"]
+    srv = server_factory(data_dir=data, extra_args=args)
+    r = srv.client()
+    rng = random.Random(5)
+    for rnd in range(2):
+        p = r.pipeline(transaction=False)
+        for i in range(3000 if rnd == 0 else 1000):
+            p.set(f"k{i}", rng.randbytes(4000))
+        p.execute()
+    before = info_levee(r)["blob_garbage_bytes"]
+    assert before > 3_500_000, before  # 1000 overwritten 4 KB values
+    srv.stop()  # a clean stop saves the estimates
+
+    srv = server_factory(data_dir=data, extra_args=args)
+    r = srv.client()
+    info = info_levee(r)
+    # Known at once (a survey takes a pass of a second per file, a dozen here).
+    assert info["blob_garbage_bytes"] >= 0.9 * before, (info["blob_garbage_bytes"], before)
+    assert info["blob_gc_surveys"] == 0, info
+    srv.stop()
+
+    # Without the file, old files are surveyed, as before.
+    os.remove(os.path.join(data, "db", "BLOB-GARBAGE"))
+    srv = server_factory(data_dir=data, extra_args=args)
+    r = srv.client()
+    assert info_levee(r)["blob_garbage_bytes"] < 0.5 * before
+    wait_until(lambda: info_levee(r)["blob_gc_surveys"] >= 3, timeout=30, what="surveys of old blob files")
+
+
 def test_a_damaged_blob_value_is_refused_with_its_file_and_check_names_it(server_factory):
     # Only wholly dead files are collected here, so the damaged file stays.
     srv = server_factory(extra_args=["--blob-gc-garbage-percent", "100"])

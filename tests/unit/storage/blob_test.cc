@@ -207,6 +207,46 @@ TEST(BlobFilesTest, ScanStopsAtATornTailAndFilesRollAtTheirSize) {
   EXPECT_TRUE(IsCheckpointFile(BlobFileName(7)));
 }
 
+TEST(BlobFilesTest, GarbageEstimatesOutliveARestartForFilesThatAreUnchanged) {
+  levee::testing::TempDir dir;
+  std::vector<BlobFileInfo> files;
+  {
+    BlobFiles b(dir.path(), nullptr, /*file_bytes=*/10000);
+    ASSERT_TRUE(b.Open().ok());
+    for (int i = 0; i < 10; i++) ASSERT_TRUE(b.Append("key" + std::to_string(i), std::string(3000, 'v')).ok());
+    files = b.Files();
+    ASSERT_EQ(files.size(), 3u);  // two sealed, one active
+    b.SetGarbage(files[0].number, 5000);
+    b.SetGarbage(files[1].number, 100);
+    ASSERT_TRUE(b.SaveEstimates().ok());
+  }
+  auto reopened = [&] {
+    auto b = std::make_unique<BlobFiles>(dir.path(), nullptr);
+    EXPECT_TRUE(b->Open().ok());
+    return b->Files();
+  };
+  auto again = reopened();
+  EXPECT_TRUE(again[0].surveyed);
+  EXPECT_EQ(again[0].garbage, 5000u);
+  EXPECT_TRUE(again[1].surveyed);
+  EXPECT_EQ(again[1].garbage, 100u);
+  EXPECT_FALSE(again[2].surveyed);  // was being written: not saved, surveyed as before
+  // A file whose size no longer matches is surveyed again.
+  std::string path = (fs::path(dir.path()) / BlobFileName(files[1].number)).string();
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(files[1].bytes - 10)), 0);
+  again = reopened();
+  EXPECT_TRUE(again[0].surveyed);
+  EXPECT_FALSE(again[1].surveyed);
+  // A damaged estimates file counts as none.
+  {
+    std::ofstream o(fs::path(dir.path()) / BlobFiles::kEstimatesFile, std::ios::trunc);
+    o << "levee-blob-garbage 1\n" << files[0].number << " " << files[0].bytes << " x\n";
+  }
+  for (const auto& f : reopened()) EXPECT_FALSE(f.surveyed) << f.number;
+  // Not a file a checkpoint copies.
+  EXPECT_FALSE(IsCheckpointFile(BlobFiles::kEstimatesFile));
+}
+
 using test::OpenEngine;
 using test::Str;
 
@@ -350,18 +390,32 @@ TEST(BlobEngineTest, AReopenedEngineSurveysOldFilesBeforeCollectingThem) {
       }
     }
   }
-  auto engine = OpenEngine(dir.path(), 100, 20000);
-  EXPECT_EQ(engine->blobs()->Stats().garbage, 0u);  // not known yet
-  BlobCollector gc(engine.get(), [](const std::function<void()>& fn) { fn(); });
-  for (int pass = 0; pass < 20; pass++) ASSERT_TRUE(gc.RunPass().ok());
-  EXPECT_GT(gc.stats().surveys.load(), 0u);
-  EXPECT_GT(gc.stats().files_removed.load(), 0u);
-  for (int i = 0; i < 20; i++) {
-    StoredValue v;
-    bool found;
-    ASSERT_TRUE(engine->Get("k" + std::to_string(i), &v, &found).ok());
-    EXPECT_EQ(v.payload, std::string(1000, 'c'));
+  uint64_t garbage = 0;
+  {
+    auto engine = OpenEngine(dir.path(), 100, 20000);
+    EXPECT_EQ(engine->blobs()->Stats().garbage, 0u);  // not known yet
+    BlobCollector gc(engine.get(), [](const std::function<void()>& fn) { fn(); });
+    for (int pass = 0; pass < 20; pass++) ASSERT_TRUE(gc.RunPass().ok());
+    EXPECT_GT(gc.stats().surveys.load(), 0u);
+    EXPECT_GT(gc.stats().files_removed.load(), 0u);
+    for (int i = 0; i < 20; i++) {
+      StoredValue v;
+      bool found;
+      ASSERT_TRUE(engine->Get("k" + std::to_string(i), &v, &found).ok());
+      EXPECT_EQ(v.payload, std::string(1000, 'c'));
+    }
+    gc.Start();
+    gc.Stop();  // saves the estimates
+    garbage = engine->blobs()->Stats().garbage;
   }
+  // The next start knows them: no survey.
+  auto engine = OpenEngine(dir.path(), 100, 20000);
+  ASSERT_FALSE(engine->blobs()->Files().empty());
+  for (const auto& f : engine->blobs()->Files()) EXPECT_TRUE(f.surveyed || f.active) << f.number << " bytes " << f.bytes;
+  EXPECT_EQ(engine->blobs()->Stats().garbage, garbage);
+  BlobCollector gc(engine.get(), [](const std::function<void()>& fn) { fn(); });
+  ASSERT_TRUE(gc.RunPass().ok());
+  EXPECT_EQ(gc.stats().surveys.load(), 0u);
 }
 
 }  // namespace
