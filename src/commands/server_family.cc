@@ -440,7 +440,7 @@ void Debug(CommandContext& ctx, std::vector<std::string>& a) {
         return true;
       }
       full = v;
-      loaded = ctx.view.Load(k, &full);
+      loaded = ctx.view.Load(k, &full, /*fill_cache=*/false);  // every value once: not a client's read
       if (loaded.ok()) d.Add(k, full);
       return loaded.ok();
     });

@@ -69,7 +69,9 @@ class Engine {
   std::unique_ptr<leveldb::Iterator> NewIterator(bool verify = false) const;
   // Reads the payload of a value LevelDB holds as a blob reference (a no-op
   // for any other value).
-  Status Resolve(std::string_view user_key, StoredValue* value) const { return ResolveIn(blobs_.get(), user_key, value); }
+  Status Resolve(std::string_view user_key, StoredValue* value, bool fill_cache = true) const {
+    return ResolveIn(blobs_.get(), user_key, value, fill_cache);
+  }
   // fill_cache false: see BlobFiles::Read (full passes).
   static Status ResolveIn(const BlobFiles* blobs, std::string_view user_key, StoredValue* value,
                           bool fill_cache = true);

@@ -51,6 +51,8 @@ Status EngineView::Walk(std::string_view start, bool reverse,
 
 uint64_t EngineView::KeyCount() { return engine_->key_count(); }
 
-Status EngineView::Load(std::string_view key, StoredValue* value) { return engine_->Resolve(key, value); }
+Status EngineView::Load(std::string_view key, StoredValue* value, bool fill_cache) {
+  return engine_->Resolve(key, value, fill_cache);
+}
 
 }  // namespace levee::storage

@@ -45,7 +45,9 @@ class DataView {
   // Number of keys, counting expired ones not yet removed.
   virtual uint64_t KeyCount() = 0;
   // Reads the payload of a value a scan passed without it (no-op otherwise).
-  virtual Status Load(std::string_view key, StoredValue* value) = 0;
+  // fill_cache false: a full pass (DEBUG DIGEST) leaves the value cache to
+  // clients (see BlobFiles::Read).
+  virtual Status Load(std::string_view key, StoredValue* value, bool fill_cache = true) = 0;
 };
 
 class EngineView final : public DataView {
@@ -61,7 +63,7 @@ class EngineView final : public DataView {
     return Walk(start, true, fn);
   }
   uint64_t KeyCount() override;
-  Status Load(std::string_view key, StoredValue* value) override;
+  Status Load(std::string_view key, StoredValue* value, bool fill_cache = true) override;
 
  private:
   Status Walk(std::string_view start, bool reverse,

@@ -41,7 +41,9 @@ class WriteGroup final : public DataView {
     return Walk(start, true, fn);
   }
   uint64_t KeyCount() override;
-  Status Load(std::string_view key, StoredValue* value) override { return engine_->Resolve(key, value); }
+  Status Load(std::string_view key, StoredValue* value, bool fill_cache = true) override {
+    return engine_->Resolve(key, value, fill_cache);
+  }
 
   // Where mutations are recorded (nullptr: not recorded).
   void set_recording(std::vector<wal::Mutation>* r) { recording_ = r; }
