@@ -37,34 +37,37 @@ BloomBits::BloomBits(uint64_t capacity_keys, int bits_per_key)
 
 uint64_t BloomBits::Hash(std::string_view key) { return std::hash<std::string_view>{}(key); }
 
-bool BloomBits::MayContain(uint64_t h) const {
+template <typename Fn>
+bool BloomBits::ForEachProbe(uint64_t h, Fn&& fn) const {
+  // The key's block, then probes_ bit positions inside it (9 bits each of a
+  // mixed hash, re-mixed every 7 probes). Stops when fn returns false.
   const uint64_t block = static_cast<uint64_t>((static_cast<unsigned __int128>(h) * blocks_) >> 64);
-  const std::atomic<uint64_t>* w = &words_[block * kWordsPerBlock];
+  std::atomic<uint64_t>* w = const_cast<std::atomic<uint64_t>*>(&words_[block * kWordsPerBlock]);
   uint64_t x = Mix(h);
   for (int i = 0; i < probes_; i++) {
     if (i > 0 && i % 7 == 0) x = Mix(x + i);
     const unsigned bit = x & 511;
     x >>= 9;
-    if ((w[bit >> 6].load(std::memory_order_acquire) & (1ull << (bit & 63))) == 0) return false;
+    if (!fn(w[bit >> 6], 1ull << (bit & 63))) return false;
   }
   return true;
 }
 
+bool BloomBits::MayContain(uint64_t h) const {
+  return ForEachProbe(h, [](const std::atomic<uint64_t>& word, uint64_t mask) {
+    return (word.load(std::memory_order_acquire) & mask) != 0;
+  });
+}
+
 bool BloomBits::Add(uint64_t h) {
-  const uint64_t block = static_cast<uint64_t>((static_cast<unsigned __int128>(h) * blocks_) >> 64);
-  std::atomic<uint64_t>* w = &words_[block * kWordsPerBlock];
-  uint64_t x = Mix(h);
   bool fresh = false;
-  for (int i = 0; i < probes_; i++) {
-    if (i > 0 && i % 7 == 0) x = Mix(x + i);
-    const unsigned bit = x & 511;
-    x >>= 9;
-    const uint64_t mask = 1ull << (bit & 63);
-    if ((w[bit >> 6].load(std::memory_order_relaxed) & mask) == 0) {
-      w[bit >> 6].fetch_or(mask, std::memory_order_release);
+  ForEachProbe(h, [&fresh](std::atomic<uint64_t>& word, uint64_t mask) {
+    if ((word.load(std::memory_order_relaxed) & mask) == 0) {
+      word.fetch_or(mask, std::memory_order_release);
       fresh = true;
     }
-  }
+    return true;
+  });
   if (fresh) added_.fetch_add(1, std::memory_order_relaxed);
   return fresh;
 }

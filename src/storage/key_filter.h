@@ -59,6 +59,10 @@ class BloomBits {
 
  private:
   static constexpr int kWordsPerBlock = 8;
+  // Calls fn(word, mask) for each of the key's bits; false from fn stops
+  // (and is returned). Add's fn writes (the words are atomics).
+  template <typename Fn>
+  bool ForEachProbe(uint64_t h, Fn&& fn) const;
   const uint64_t capacity_;
   const int probes_;
   const uint64_t blocks_;
