@@ -30,7 +30,7 @@ std::vector<Config::Entry> MakeTable() {
        "when the write-ahead log is fsynced: before every reply (always), once a second, or by the OS"},
       {"requirepass-file", T::kString, "", 0, 0, {}, false,
        "file whose first line is the password clients must AUTH with (empty: no password)"},
-      {"io-threads", T::kInt, "0", 0, 256, {}, false, "network threads (0: one per core)"},
+      {"io-threads", T::kInt, "0", 0, 256, {}, false, "network threads (0: one per usable CPU: affinity and cgroup CPU limit)"},
       {"maxclients", T::kInt, "10000", 1, 1000000, {}, true, "most client connections at once"},
       {"block-cache-mb", T::kInt, "128", 1, 1 << 20, {}, false, "LevelDB block cache size in MiB"},
       {"write-buffer-mb", T::kInt, "16", 1, 4096, {}, false, "LevelDB memtable size in MiB"},

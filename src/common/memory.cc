@@ -3,17 +3,15 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
-#include <sstream>
-#include <vector>
+
+#include "common/cgroup.h"
 
 namespace levee {
 namespace {
 
 // The first line of a file as a number; 0 for "max", a missing file or text.
 uint64_t ReadLimit(const std::string& path) {
-  std::ifstream f(path);
-  std::string line;
-  if (!f || !std::getline(f, line)) return 0;
+  std::string line = FirstLine(path);
   uint64_t n = 0;
   auto [p, ec] = std::from_chars(line.data(), line.data() + line.size(), n);
   return ec == std::errc() ? n : 0;
@@ -30,38 +28,12 @@ uint64_t MemTotal(const std::string& root) {
   return 0;
 }
 
-// The cgroup limit files that may apply, most specific first.
-std::vector<std::string> LimitFiles(const std::string& root) {
-  std::vector<std::string> files;
-  std::ifstream f(root + "/proc/self/cgroup");
-  std::string line;
-  while (std::getline(f, line)) {
-    // hierarchy-id:controllers:path
-    size_t a = line.find(':'), b = a == std::string::npos ? a : line.find(':', a + 1);
-    if (b == std::string::npos) continue;
-    std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
-    if (path == "/") path.clear();
-    if (controllers.empty()) {
-      files.push_back(root + "/sys/fs/cgroup" + path + "/memory.max");
-    } else {
-      std::stringstream ss(controllers);
-      std::string c;
-      while (std::getline(ss, c, ',')) {
-        if (c == "memory") files.push_back(root + "/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes");
-      }
-    }
-  }
-  files.push_back(root + "/sys/fs/cgroup/memory.max");
-  files.push_back(root + "/sys/fs/cgroup/memory/memory.limit_in_bytes");
-  return files;
-}
-
 }  // namespace
 
 uint64_t MemoryLimitBytes(const std::string& root) {
   uint64_t limit = MemTotal(root);
-  for (const auto& file : LimitFiles(root)) {
-    uint64_t n = ReadLimit(file);
+  for (const auto& dir : CgroupDirs(root, "memory")) {
+    uint64_t n = ReadLimit(dir.path + (dir.v2 ? "/memory.max" : "/memory.limit_in_bytes"));
     if (n > 0 && (limit == 0 || n < limit)) limit = n;
   }
   return limit;

@@ -1,6 +1,6 @@
 // How much memory this process may use: the smallest of the cgroup memory
-// limit (v2 memory.max or v1 memory.limit_in_bytes, for the process's own
-// cgroup, then the hierarchy's root as a container sees it) and the
+// limit (v2 memory.max or v1 memory.limit_in_bytes, of the process's own
+// cgroup and its ancestors, up to the root a container sees) and the
 // machine's MemTotal. Used to size caches whose setting is "auto".
 #pragma once
 

@@ -85,6 +85,11 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "uptime_in_seconds", (now - start_ms_) / 1000);
     line(o, "uptime_in_days", (now - start_ms_) / 86400000);
     line(o, "io_threads_active", static_cast<int64_t>(contexts_.size()));
+    line(o, "usable_cpus", static_cast<int64_t>(cpus_.usable));
+    line(o, "cpu_affinity_cpus", static_cast<int64_t>(cpus_.affinity));
+    char limit[32];
+    std::snprintf(limit, sizeof(limit), "%g", cpus_.limit);  // 0: no cgroup CPU limit
+    line(o, "cpu_limit", std::string(limit));
     line(o, "executable", fs::read_symlink("/proc/self/exe").string());
     line(o, "config_file", config_file_);
   } else if (name == "clients") {

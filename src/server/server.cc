@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/coding.h"
+#include "common/cpus.h"
 #include "common/logging.h"
 #include "common/memory.h"
 #include "common/version.h"
@@ -109,7 +110,8 @@ Status Server::Start() {
   ready_ = true;
   logging::Info("server", "ready to accept connections",
                 {{"port", port_}, {"http_port", http_->port()}, {"data_dir", data_dir_},
-                 {"io_threads", contexts_.size()}, {"fsync", config_->GetString("fsync")},
+                 {"io_threads", contexts_.size()}, {"usable_cpus", cpus_.usable}, {"cpu_limit", cpus_.limit},
+                 {"fsync", config_->GetString("fsync")},
                  {"version", kVersion}});
   return Status::OK();
 }
@@ -120,7 +122,10 @@ Status Server::StartHttpAndThreads() {
   asio::ip::make_address(bind, ec);
   if (ec) return Status::InvalidArgument("bind address '" + bind + "' is not an IP address");
   size_t n = static_cast<size_t>(config_->GetInt("io-threads"));
-  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+  // 0: one per CPU this process can use, not per core of the machine (a pod
+  // limited to 2 CPUs on a 32-core node must not run 32 busy threads).
+  cpus_ = UsableCpus();
+  if (n == 0) n = static_cast<size_t>(cpus_.usable);
   for (size_t i = 0; i < n; i++) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
     guards_.push_back(asio::make_work_guard(*contexts_.back()));

@@ -20,6 +20,7 @@
 #include "commands/command.h"
 #include "commands/pubsub.h"
 #include "common/config.h"
+#include "common/cpus.h"
 #include "common/status.h"
 #include "observe/command_stats.h"
 #include "observe/metrics.h"
@@ -177,6 +178,7 @@ class Server final : public commands::Services, public repl::Node {
 
   // io threads: one io_context each; connections stay on one.
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  CpuBudget cpus_;  // what io-threads 0 sized the io threads by
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;
   std::vector<std::unique_ptr<std::atomic<int64_t>>> heartbeats_;

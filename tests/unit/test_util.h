@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace levee::testing {
@@ -26,6 +27,13 @@ class TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string path() const { return path_.string(); }
   std::string Sub(const std::string& name) const { return (path_ / name).string(); }
+  // Writes text to rel under the directory, creating its parents (fake
+  // /proc and /sys trees).
+  void Write(const std::string& rel, const std::string& text) const {
+    std::filesystem::path p = path_ / rel;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+  }
 
  private:
   std::filesystem::path path_;

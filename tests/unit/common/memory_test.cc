@@ -2,29 +2,19 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
-#include <fstream>
-
 #include "../test_util.h"
 
 namespace levee {
 namespace {
-
-// A fake /proc and /sys under dir.
-void Write(const levee::testing::TempDir& dir, const std::string& rel, const std::string& text) {
-  std::filesystem::path p = std::filesystem::path(dir.path()) / rel;
-  std::filesystem::create_directories(p.parent_path());
-  std::ofstream(p) << text;
-}
 
 constexpr uint64_t kGiB = 1ull << 30;
 
 // A 16 GiB machine whose /proc/self/cgroup says cgroup, with one limit file.
 void Machine(const levee::testing::TempDir& dir, const std::string& cgroup, const std::string& limit_file,
              const std::string& limit) {
-  Write(dir, "proc/meminfo", "MemTotal:       16777216 kB\nMemFree:        1000 kB\n");
-  Write(dir, "proc/self/cgroup", cgroup);
-  Write(dir, limit_file, limit);
+  dir.Write("proc/meminfo", "MemTotal:       16777216 kB\nMemFree:        1000 kB\n");
+  dir.Write("proc/self/cgroup", cgroup);
+  dir.Write(limit_file, limit);
 }
 
 TEST(MemoryTest, TheMachinesMemoryWhenNoCgroupLimitsIt) {
@@ -55,7 +45,7 @@ TEST(MemoryTest, ACgroupV1LimitAndAContainersRootViewAreRead) {
   levee::testing::TempDir n;
   Machine(n, "4:memory:/\n", "sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n");
   EXPECT_EQ(MemoryLimitBytes(n.path()), 16 * kGiB);
-  Write(n, "sys/fs/cgroup/memory/memory.limit_in_bytes", "1073741824\n");
+  n.Write("sys/fs/cgroup/memory/memory.limit_in_bytes", "1073741824\n");
   EXPECT_EQ(MemoryLimitBytes(n.path()), 1 * kGiB);
 }
 
