@@ -81,9 +81,9 @@ class Server:
         self.log.close()
 
 
-def run_point(server, test, pipeline, size, requests, clients):
+def run_point(server, test, pipeline, size, requests, clients, client_prefix=()):
     before = cpu_seconds(server.proc.pid)
-    out = subprocess.run(["redis-benchmark", "-p", str(server.port), "-c", str(clients), "-P", str(pipeline),
+    out = subprocess.run(list(client_prefix) + ["redis-benchmark", "-p", str(server.port), "-c", str(clients), "-P", str(pipeline),
                           "-d", str(size), "-r", "1000000", "-n", str(requests), "-t", test, "--csv"],
                          capture_output=True, timeout=1800, text=True)
     cpu = cpu_seconds(server.proc.pid) - before

@@ -71,8 +71,12 @@ def terminate(proc, timeout=20):
 
 
 class Levee:
-    def __init__(self, data_dir, extra_args=(), env=None, port=None, password=None):
+    def __init__(self, data_dir, extra_args=(), env=None, port=None, password=None, prefix=(), io_threads=2):
+        """prefix: a command that starts levee (taskset, a cgroup join);
+        io_threads: --io-threads, 0 for levee's own choice."""
         self.data_dir = data_dir
+        self.prefix = list(prefix)
+        self.io_threads = io_threads
         self.password = password
         self.port = port or free_port()
         self.http_port = free_port()
@@ -82,8 +86,8 @@ class Levee:
         self.log_path = os.path.join(os.path.dirname(data_dir), f"levee-{self.port}.log")
 
     def args(self):
-        return [LEVEE, "serve", "--port", str(self.port), "--http-port", str(self.http_port),
-                "--data-dir", self.data_dir, "--io-threads", "2"] + self.extra_args
+        return self.prefix + [LEVEE, "serve", "--port", str(self.port), "--http-port", str(self.http_port),
+                              "--data-dir", self.data_dir, "--io-threads", str(self.io_threads)] + self.extra_args
 
     def start(self, wait=True):
         env = dict(os.environ)

@@ -9,17 +9,9 @@ import pytest
 from conftest import Levee
 
 
-class StartedBy(Levee):
-    """levee serve with --io-threads 0, started through a wrapper command."""
-
-    def __init__(self, data_dir, prefix):
-        super().__init__(data_dir)
-        self.prefix = prefix
-
-    def args(self):
-        a = super().args()
-        a[a.index("--io-threads") + 1] = "0"
-        return self.prefix + a
+def started_by(data_dir, prefix):
+    """levee serve choosing its own io threads, started through prefix."""
+    return Levee(data_dir, prefix=prefix, io_threads=0)
 
 
 def server_info(s):
@@ -53,7 +45,7 @@ def make_cpu_cgroup(quota_us, period_us=100000):
 
 
 def test_default_io_threads_follow_the_machine_without_limits(tmpdir_path):
-    s = StartedBy(os.path.join(tmpdir_path, "data"), []).start()
+    s = started_by(os.path.join(tmpdir_path, "data"), []).start()
     try:
         info = server_info(s)
         cpus = len(os.sched_getaffinity(0))
@@ -66,7 +58,7 @@ def test_default_io_threads_follow_the_machine_without_limits(tmpdir_path):
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None,
                     reason="needs two CPUs and taskset")
 def test_an_affinity_mask_of_one_cpu_gives_one_io_thread(tmpdir_path):
-    s = StartedBy(os.path.join(tmpdir_path, "data"), ["taskset", "-c", "0"]).start()
+    s = started_by(os.path.join(tmpdir_path, "data"), ["taskset", "-c", "0"]).start()
     try:
         info = server_info(s)
         assert info["cpu_affinity_cpus"] == 1
@@ -81,7 +73,7 @@ def test_an_affinity_mask_of_one_cpu_gives_one_io_thread(tmpdir_path):
 def test_a_cgroup_cpu_limit_caps_the_io_threads(tmpdir_path):
     d = make_cpu_cgroup(50000)  # half a CPU, as resources.limits.cpu: 500m
     join = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', d]
-    s = StartedBy(os.path.join(tmpdir_path, "data"), join)
+    s = started_by(os.path.join(tmpdir_path, "data"), join)
     try:
         s.start()
         info = server_info(s)
