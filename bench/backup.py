@@ -126,6 +126,9 @@ def latency(a, s, root, data, res):
             s = Levee(data, extra_args=["--backup-repo", f"file://{repo}", "--backup-schedule", "off"] +
                       a.server_args.split(), prefix=server_prefix, io_threads=0).start()
             status = lambda: dict(zip(*[iter(s.client().execute_command("BACKUP", "STATUS"))] * 2))  # noqa: E731
+            # The start-up scan of the key filter (a background thread) must
+            # not fall in the idle window only.
+            wait_until(lambda: s.client().info("levee")["key_filter_ready"] == 1, 300, what="the key filter's scan")
             if requests is None:
                 cal = p99(s.port, {"SET": 20000, "GET": 20000}, client_prefix)
                 requests = {op: int(cal[op]["rps"] * a.window_s) for op in cal}
