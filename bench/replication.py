@@ -99,7 +99,9 @@ def main():
     samples = {}
     try:
         for rep in range(args.repeat):
-            for name, n_replicas, sync in configs:
+            # Rotated each repetition: a configuration does not always follow
+            # the same one (whose teardown may still be settling).
+            for name, n_replicas, sync in configs[rep % len(configs):] + configs[:rep % len(configs)]:
                 split = name.endswith("-split")
                 primary = levee(f"{name}-p", workdir, ["--sync-replicas", str(sync), "--sync-timeout-ms", "10000"],
                                 prefix=PRIMARY_CPU if split else ())
@@ -120,6 +122,7 @@ def main():
                     s.stop()
                 for s in replicas + [primary]:
                     shutil.rmtree(os.path.join(workdir, s.name), ignore_errors=True)
+                os.sync()  # the removed data written out before the next configuration runs
                 print(f"repetition {rep + 1}/{args.repeat}: {name} done", file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
