@@ -1,5 +1,6 @@
 #include "storage/checkpoint.h"
 
+#include <pthread.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -10,6 +11,29 @@
 
 namespace levee::storage {
 namespace fs = std::filesystem;
+
+namespace {
+
+struct BackgroundWork {
+  void (*function)(void*);
+  void* arg;
+};
+
+void RunNamed(void* p) {
+  std::unique_ptr<BackgroundWork> work(static_cast<BackgroundWork*>(p));
+  thread_local bool named = false;
+  if (!named) {
+    pthread_setname_np(pthread_self(), "leveldb-bg");
+    named = true;
+  }
+  work->function(work->arg);
+}
+
+}  // namespace
+
+void DeferringEnv::Schedule(void (*function)(void*), void* arg) {
+  target()->Schedule(RunNamed, new BackgroundWork{function, arg});
+}
 
 leveldb::Status DeferringEnv::RemoveFile(const std::string& f) {
   {

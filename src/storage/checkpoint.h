@@ -31,10 +31,15 @@
 
 namespace levee::storage {
 
+// levee's leveldb::Env: the default one, with file removals that a
+// checkpoint can defer, and LevelDB's background thread (flushes and
+// compactions) named "leveldb-bg" for top -H and profilers; otherwise it
+// keeps the name of whichever levee thread first scheduled work.
 class DeferringEnv final : public leveldb::EnvWrapper {
  public:
   DeferringEnv() : leveldb::EnvWrapper(leveldb::Env::Default()) {}
   leveldb::Status RemoveFile(const std::string& f) override;
+  void Schedule(void (*function)(void*), void* arg) override;
   // Old name of RemoveFile; LevelDB 1.23 calls RemoveFile, older ones this.
   leveldb::Status DeleteFile(const std::string& f) override { return RemoveFile(f); }
 

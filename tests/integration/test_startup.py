@@ -120,3 +120,26 @@ def test_shutdown_stops_gracefully_keeping_every_write_and_abort_is_refused(serv
     # redis-cli's shutdown too: it prints nothing and the server exits.
     out = srv.run_cli("shutdown")
     assert srv.proc.wait(timeout=30) == 0, out
+
+
+def test_threads_are_named_for_top_and_profilers(server_factory):
+    # A small memtable so that LevelDB's background thread flushes soon.
+    s = server_factory(["--write-buffer-mb", "1"])
+    c = s.client()
+    pipe = c.pipeline(transaction=False)
+    for i in range(20000):
+        pipe.set(f"k{i}", "v" * 200)  # small values stay in LevelDB: 4 MB through a 1 MB memtable
+        if i % 1000 == 999:
+            pipe.execute()
+
+    def names():
+        task = f"/proc/{s.proc.pid}/task"
+        return sorted(open(os.path.join(task, t, "comm")).read().strip() for t in os.listdir(task))
+
+    wait_until(lambda: "leveldb-bg" in names(), 30, what="LevelDB's background thread to run, named")
+    got = names()
+    for name in ("levee-writer", "levee-io-0", "levee-io-1", "levee-syncer", "levee-blob-gc", "levee-keyscan"):
+        assert name in got, got
+    # The flush thread no longer takes the name of the thread that first
+    # scheduled it.
+    assert got.count("levee-writer") == 1, got
