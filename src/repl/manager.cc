@@ -380,8 +380,15 @@ std::string Manager::InfoSection() {
     num("master_last_io_seconds_ago", io == 0 ? -1 : (now - io) / 1000);
     bool syncing = client_ && client_->state() == ReplicaClient::State::kTransfer;
     num("master_sync_in_progress", syncing ? 1 : 0);
-    num("slave_read_repl_offset", static_cast<int64_t>(offset));
-    num("slave_repl_offset", static_cast<int64_t>(offset));
+    // While a full copy is owed, the data here is not the primary's history:
+    // offer offset 1, as Redis does once it has discarded its cached
+    // primary, so that Sentinel never promotes this replica over one that
+    // follows (it promotes the highest slave_repl_offset; promoting a stale
+    // or diverged copy would make the up-to-date replicas full-resync from
+    // it and drop acknowledged writes).
+    const int64_t offered = client_ && client_->copy_owed() ? 1 : static_cast<int64_t>(offset);
+    num("slave_read_repl_offset", offered);
+    num("slave_repl_offset", offered);
     if (syncing) {
       num("master_sync_total_bytes", static_cast<int64_t>(client_->transfer_total()));
       num("master_sync_read_bytes", static_cast<int64_t>(client_->transfer_done()));

@@ -192,6 +192,7 @@ Status ReplicaClient::Session() {
       ReplIds n{replid, ids.replid, have};
       m_->SetIds(n);
     }
+    copy_owed_ = false;
     m_->stats().replica_partial_syncs++;
     logging::Info("repl", "partial resync from the primary",
                   {{"primary", host_ + ":" + std::to_string(port_)}, {"from_sequence", have + 1}});
@@ -201,8 +202,10 @@ Status ReplicaClient::Session() {
     words >> seq;
     if (replid.size() != 40) return Status::Corruption("bad FULLRESYNC reply: " + reply);
     state_ = State::kTransfer;
+    copy_owed_ = true;  // until the copy is in, even across cuts and retries
     LEVEE_RETURN_IF_ERROR(Transfer(seq));
     m_->SetIds(ReplIds{replid, std::string(40, '0'), 0});
+    copy_owed_ = false;
     m_->stats().replica_full_syncs++;
     expect_next_ = seq + 1;
   } else if (!reply.empty() && reply[0] == '-') {

@@ -47,6 +47,11 @@ class ReplicaClient {
   State state() const { return state_.load(); }
   const char* state_name() const;
   bool link_up() const { return state_.load() == State::kConnected; }
+  // The primary answered FULLRESYNC and the copy is not in yet: the data
+  // here is no prefix of the primary's history (it may be another history
+  // altogether), so its sequence must not be offered as a replication
+  // offset (see Manager::InfoSection).
+  bool copy_owed() const { return copy_owed_.load(); }
   int64_t last_io_ms() const { return last_io_ms_.load(); }
   int64_t link_down_since_ms() const { return down_since_ms_.load(); }
   uint64_t primary_last_sequence() const { return primary_last_.load(); }
@@ -76,6 +81,7 @@ class ReplicaClient {
   std::thread thread_;
   std::atomic<bool> stop_{false}, finished_{false}, drop_{false};
   std::atomic<State> state_{State::kConnect};
+  std::atomic<bool> copy_owed_{false};
   std::atomic<int64_t> last_io_ms_{0}, down_since_ms_{0};
   std::atomic<uint64_t> primary_last_{0};
   std::atomic<int64_t> applied_time_ms_{0};  // primary's clock of the last applied record

@@ -507,3 +507,34 @@ def test_damaged_stream_drops_the_link_and_applies_nothing_partial(server_factor
     assert r.client().get("bad") is None
     assert "fails its checksum" in r.read_log()
     lst.close()
+
+
+def test_a_replica_owed_a_full_copy_offers_no_offset_until_it_has_it(server_factory):
+    """Sentinel promotes the replica with the highest slave_repl_offset. A
+    replica taking a full copy still holds its old data (another history,
+    or a stale one); offering that data's sequence could get it promoted
+    over a replica that follows, and the followers would then full-resync
+    from it and drop acknowledged writes. Like Redis, it says 1 until the
+    copy is in."""
+    p = server_factory(["--repl-full-sync-max-bytes-per-sec", "8mb"])
+    fill_incompressible(p, 40)
+    r = server_factory()
+    c = r.client()
+    for i in range(500):
+        c.set(f"own:{i}", "x")  # a history of its own, longer than 1
+    own = c.info("replication")["master_repl_offset"]
+    assert own >= 500
+    c.replicaof("127.0.0.1", p.port)
+
+    def copying():
+        i = info(r, "replication")
+        return i if i.get("master_sync_in_progress") == 1 else None
+
+    during = wait_until(copying, 30, interval=0.05, what="the full copy under way")
+    assert during["slave_repl_offset"] == 1, during
+    assert during["slave_read_repl_offset"] == 1, during
+    wait_link_up(r, 60)
+    want = info(p, "replication")["master_repl_offset"]
+    wait_until(lambda: info(r, "replication")["slave_repl_offset"] == want, 30,
+               what="the replica offering the primary's offset once the copy is in")
+    assert r.client().get("own:1") is None  # the old history is gone, never merged
