@@ -289,6 +289,15 @@ void Manager::Psync(const std::shared_ptr<commands::ClientState>& client, const 
   if (stopping_.load()) return rb.Error("ERR server is shutting down");
   int64_t want;
   if (!commands::ParseInt64(offset, &want)) return rb.Error("ERR value is not an integer or out of range");
+  if (replica_.load()) {
+    // A replica feeds replicas of its own only while it follows its primary
+    // (as Redis): before that its data and ids may be about to be replaced
+    // by a full copy, and a sub-replica would keep the old identity.
+    std::lock_guard<std::mutex> l(client_mu_);
+    if (!client_ || !client_->link_up()) {
+      return rb.Error("NOMASTERLINK Can't SYNC while not connected with my master");
+    }
+  }
   ReplIds ids = this->ids();
   uint64_t last = node_->last_sequence();
   uint64_t have = want > 0 ? static_cast<uint64_t>(want - 1) : 0;

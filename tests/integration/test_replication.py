@@ -538,3 +538,23 @@ def test_a_replica_owed_a_full_copy_offers_no_offset_until_it_has_it(server_fact
     wait_until(lambda: info(r, "replication")["slave_repl_offset"] == want, 30,
                what="the replica offering the primary's offset once the copy is in")
     assert r.client().get("own:1") is None  # the old history is gone, never merged
+
+
+def test_a_replica_not_following_its_primary_refuses_sub_replicas(server_factory):
+    """As Redis: until its own link is up, a replica's data and ids may yet
+    be replaced by a full copy, so it does not feed replicas of its own."""
+    p = server_factory()
+    a = replica_of(server_factory, p)
+    wait_link_up(a)
+    p.stop()
+    wait_until(lambda: info(a, "replication")["master_link_status"] == "down", 30, what="a's link down")
+    with pytest.raises(redis.ResponseError, match="NOMASTERLINK"):
+        a.client().execute_command("PSYNC", "?", "-1")
+    b = replica_of(server_factory, a)
+    assert info(b, "replication")["master_link_status"] == "down"
+    p.start()
+    wait_link_up(a, 30)
+    wait_link_up(b, 30)  # and b follows as soon as a does
+    p.client().set("k", "v")
+    wait_same_data(p, a, b)
+    assert info(b, "replication")["master_replid"] == info(p, "replication")["master_replid"]
