@@ -152,6 +152,10 @@ class Replication {
   // REPLCONF levee-id: a replica names itself; replies this server's chain
   // of ids (itself and its primaries) or an error for a loop.
   virtual void Identify(const std::string& node_id, resp::ReplyBuilder& rb) = 0;
+  // REPLCONF levee-history: this server's replication history
+  // ("id:through,…", repl/history.h), so a replica can tell what a full
+  // resync from it would discard.
+  virtual std::string HistoryReply() = 0;
   virtual bool is_replica() = 0;
   // Whether any replica link is attached (PUBLISH is logged only then).
   virtual bool has_replicas() = 0;

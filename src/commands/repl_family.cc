@@ -38,6 +38,8 @@ void Replconf(CommandContext& ctx, std::vector<std::string>& a) {
     } else if (opt == "levee-id") {
       ctx.client->repl_node_id = v;
       return ctx.services.replication().Identify(v, ctx.reply);
+    } else if (opt == "levee-history") {
+      return ctx.reply.SimpleString(ctx.services.replication().HistoryReply());
     } else if (opt == "ip-address") {
       ctx.client->repl_ip = v;  // the replica's replica-announce-ip
     } else if (opt == "ack" || opt == "getack" || opt == "rdb-only" ||

@@ -109,6 +109,9 @@ std::vector<Config::Entry> MakeTable() {
        "after sync-timeout-ms: fail the command with an error (the write may or may not survive a failover), or degrade to async"},
       {"replica-serve-stale-data", T::kBool, "yes", 0, 0, {}, true,
        "a replica whose link is down (or that is resyncing) still answers reads with the data it has"},
+      {"replica-refuse-rollback", T::kBool, "yes", 0, 0, {}, true,
+       "a replica refuses a full resync from a primary that lacks records it received from an earlier primary and "
+       "that hold sync-class writes (clients were told they are safe); no: take the copy and discard them, as Redis does"},
       {"replica-ready-max-lag-ms", T::kInt, "10000", 0, 3600000, {}, true,
        "/readyz on a replica is 200 only while its link is up and it is at most this far behind"},
       {"replica-priority", T::kInt, "100", 0, 1000000, {}, true,

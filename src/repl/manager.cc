@@ -56,18 +56,48 @@ Manager::Manager(Node* node) : node_(node) {}
 
 Manager::~Manager() { Stop(); }
 
+History HistoryOf(const ReplIds& ids, uint64_t last) {
+  History h{{ids.replid, last}};
+  if (ids.replid2 != kNoId) h.push_back({ids.replid2, ids.second_offset});
+  h.insert(h.end(), ids.older.begin(), ids.older.end());
+  return Clamp(std::move(h), last);
+}
+
+ReplIds IdsFromHistory(const History& h, std::vector<std::string> own) {
+  ReplIds ids{h.at(0).id, kNoId, 0, {}, std::move(own)};
+  if (h.size() > 1) {
+    ids.replid2 = h[1].id;
+    ids.second_offset = h[1].through;
+    ids.older.assign(h.begin() + 2, h.end());
+  }
+  if (ids.older.size() > kMaxHistoryEntries) ids.older.resize(kMaxHistoryEntries);
+  if (ids.own.size() > kMaxHistoryEntries) ids.own.resize(kMaxHistoryEntries);
+  return ids;
+}
+
+// replication-ids: "replid replid2 second_offset" (as before), then one line
+// per older history entry ("older <id> <through>") and per id this server
+// started ("own <id>").
 Status Manager::LoadIds() {
   fs::path p = fs::path(node_->data_dir()) / "replication-ids";
   std::ifstream f(p);
   ReplIds ids;
   if (f && (f >> ids.replid >> ids.replid2 >> ids.second_offset) && ids.replid.size() == 40 &&
       ids.replid2.size() == 40) {
+    std::string tag, id;
+    while (f >> tag >> id) {
+      uint64_t through = 0;
+      if (tag == "older" && (f >> through)) ids.older.push_back({id, through});
+      else if (tag == "own") ids.own.push_back(id);
+      else break;
+    }
     std::lock_guard<std::mutex> l(ids_mu_);
     ids_ = ids;
     return Status::OK();
   }
   if (fs::exists(p)) logging::Warn("repl", "replication-ids is unreadable; starting a new replication history", {{"file", p.string()}});
-  ids = ReplIds{NewReplId(), kNoId, 0};
+  std::string id = NewReplId();
+  ids = ReplIds{id, kNoId, 0, {}, {id}};
   LEVEE_RETURN_IF_ERROR(SaveIds(ids));
   std::lock_guard<std::mutex> l(ids_mu_);
   ids_ = ids;
@@ -75,13 +105,40 @@ Status Manager::LoadIds() {
 }
 
 Status Manager::SaveIds(const ReplIds& ids) {
-  return WriteFileAtomic((fs::path(node_->data_dir()) / "replication-ids").string(),
-                         ids.replid + " " + ids.replid2 + " " + std::to_string(ids.second_offset) + "\n");
+  std::string text = ids.replid + " " + ids.replid2 + " " + std::to_string(ids.second_offset) + "\n";
+  for (const auto& e : ids.older) text += "older " + e.id + " " + std::to_string(e.through) + "\n";
+  for (const auto& id : ids.own) text += "own " + id + "\n";
+  return WriteFileAtomic((fs::path(node_->data_dir()) / "replication-ids").string(), text);
 }
 
 ReplIds Manager::ids() {
   std::lock_guard<std::mutex> l(ids_mu_);
   return ids_;
+}
+
+History Manager::history() { return HistoryOf(ids(), node_->last_sequence()); }
+
+std::string Manager::HistoryReply() { return EncodeHistory(history()); }
+
+bool Manager::HoldsSyncWritesAfter(uint64_t after) {
+  uint64_t last = node_->last_sequence();
+  if (last <= after) return false;
+  uint64_t first = node_->log().first_sequence();
+  if (first == 0 || first > after + 1) return true;  // trimmed: can't tell
+  bool found = false;
+  uint64_t seen = after;
+  Status st = node_->log().ReadFrom(after, [&](wal::Record&& rec) {
+    if (rec.sequence > last) return false;
+    seen = rec.sequence;
+    for (const auto& m : rec.mutations) {
+      if (m.kind == wal::Mutation::Kind::kFlushAll || (m.changes_data() && IsSyncKey(m.key))) {
+        found = true;
+        return false;
+      }
+    }
+    return true;
+  });
+  return found || !st.ok() || seen < last;
 }
 
 void Manager::SetIds(const ReplIds& ids) {
@@ -170,7 +227,13 @@ std::string Manager::ReplicaOf(const std::string& host, int port) {
     // A new history starts here; the old one stays valid through our last
     // sequence, so replicas that followed it resync partially.
     ReplIds old = ids();
-    ReplIds n{NewReplId(), old.replid, node_->last_sequence()};
+    uint64_t last = node_->last_sequence();
+    History h = HistoryOf(old, last);
+    std::string id = NewReplId();
+    h.insert(h.begin(), HistoryEntry{id, last});
+    std::vector<std::string> own = old.own;
+    own.insert(own.begin(), id);
+    ReplIds n = IdsFromHistory(Clamp(std::move(h), last), std::move(own));
     SetIds(n);
     replica_ = false;
     node_->SetReplicaMode(false);
@@ -302,9 +365,12 @@ void Manager::Psync(const std::shared_ptr<commands::ClientState>& client, const 
   uint64_t last = node_->last_sequence();
   uint64_t have = want > 0 ? static_cast<uint64_t>(want - 1) : 0;
   bool partial = false;
-  if (want > 0 && have <= last) {
-    if (replid == ids.replid) partial = true;
-    else if (replid == ids.replid2 && replid != kNoId && have <= ids.second_offset) partial = true;
+  if (want > 0 && have <= last && replid != kNoId) {
+    // The replica's records 1..have are ours when its history id is one
+    // ours followed at least that far (as PSYNC2's replid/replid2, deeper).
+    for (const auto& e : HistoryOf(ids, last)) {
+      if (e.id == replid && have <= e.through) partial = true;
+    }
   }
   if (partial && have < last) {
     uint64_t first = node_->log().first_sequence();
@@ -405,6 +471,9 @@ std::string Manager::InfoSection() {
     if (!up) num("master_link_down_since_seconds", client_ ? (now - client_->link_down_since_ms()) / 1000 : -1);
     num("master_repl_lag_ms", client_ ? client_->lag_ms() : 0);
     if (client_ && !client_->last_error().empty() && !up) line("master_link_last_error", client_->last_error());
+    if (client_ && client_->rollback_refused() > 0 && !up) {
+      num("master_rollback_refused_records", static_cast<int64_t>(client_->rollback_refused()));
+    }
     num("slave_priority", node_->config().GetInt("replica-priority"));
     num("slave_read_only", 1);
     num("replica_announced", 1);
@@ -659,6 +728,10 @@ void Manager::RegisterMetrics(observe::Registry* r) {
   counter("levee_repl_sent_bytes_total", "Bytes sent to replicas (records, checkpoints, heartbeats).", &stats_.bytes_sent);
   counter("levee_repl_received_bytes_total", "Bytes received from the primary.", &stats_.bytes_received);
   counter("levee_repl_replica_full_syncs_total", "Full resyncs this server did as a replica.", &stats_.replica_full_syncs);
+  counter("levee_repl_rollbacks_refused_total",
+          "Full resyncs this replica refused because they would discard sync-class writes it received from an "
+          "earlier primary (replica-refuse-rollback).",
+          &stats_.rollbacks_refused);
   counter("levee_repl_replica_partial_syncs_total", "Partial resyncs this server did as a replica.",
           &stats_.replica_partial_syncs);
   counter("levee_repl_sync_writes_total", "Writes held until sync-replicas replicas acknowledged them.", &stats_.sync_writes);

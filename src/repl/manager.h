@@ -27,6 +27,7 @@
 
 #include "commands/command.h"
 #include "observe/metrics.h"
+#include "repl/history.h"
 #include "repl/node.h"
 #include "server/writer.h"
 
@@ -39,7 +40,14 @@ struct ReplIds {
   std::string replid;   // 40 hex
   std::string replid2;  // 40 zeros when none
   uint64_t second_offset = 0;  // replid2 is valid for sequences <= this
+  History older;  // the ids followed before replid2, newest first (repl/history.h)
+  std::vector<std::string> own;  // ids this server started (first start, promotions), newest first
 };
+
+// The ids as a History whose first entry is replid through `last`.
+History HistoryOf(const ReplIds& ids, uint64_t last);
+// Ids following history h (h[0] the current id), keeping `own`.
+ReplIds IdsFromHistory(const History& h, std::vector<std::string> own);
 
 struct ReplStats {
   std::atomic<uint64_t> full_syncs{0};          // served as primary
@@ -53,6 +61,7 @@ struct ReplStats {
   std::atomic<uint64_t> sync_timeouts{0};
   std::atomic<uint64_t> sync_degraded{0};
   observe::Histogram sync_wait_seconds{observe::LatencyBounds()};
+  std::atomic<uint64_t> rollbacks_refused{0};   // full resyncs refused (replica-refuse-rollback)
   std::atomic<uint64_t> full_sync_bytes{0};     // checkpoint bytes received (replica) 
 };
 
@@ -76,6 +85,7 @@ class Manager final : public commands::Replication, public server::ReplicationHo
   void Psync(const std::shared_ptr<commands::ClientState>& client, const std::string& replid,
              const std::string& offset, resp::ReplyBuilder& rb) override;
   void Identify(const std::string& node_id, resp::ReplyBuilder& rb) override;
+  std::string HistoryReply() override;
   bool is_replica() override { return replica_.load(); }
   bool has_replicas() override;
   int64_t AckedBy(uint64_t sequence) override;
@@ -95,6 +105,12 @@ class Manager final : public commands::Replication, public server::ReplicationHo
   // For links and the client.
   ReplIds ids();
   void SetIds(const ReplIds& ids);
+  // This server's history through its last sequence.
+  History history();
+  // Whether any mutation in the log's records (after, last] is sync-class
+  // (or a FLUSHALL): records a client may have been told are on a replica.
+  // True when the log no longer holds them all (unknown counts as yes).
+  bool HoldsSyncWritesAfter(uint64_t after);
   void OnAck(ReplicaLink* link);
   // Upstream chain of run ids (this server first), for loop detection.
   std::string Chain();

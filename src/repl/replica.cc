@@ -178,20 +178,37 @@ Status ReplicaClient::Session() {
   }
   m_->SetUpstreamChain(chain);
 
+  // The primary's history: where its data and ours part, so that we never
+  // take a copy that would discard records we hold for clients (below).
+  History theirs;
+  Status hs = Command({"REPLCONF", "levee-history", "1"}, &reply);
+  if (hs.ok() && !DecodeHistory(std::string_view(reply).substr(1), &theirs)) {
+    return Status::Corruption("bad REPLCONF levee-history reply: " + reply.substr(0, 200));
+  }
   ReplIds ids = m_->ids();
   uint64_t have = node->last_sequence();
+  if (hs.ok()) LEVEE_RETURN_IF_ERROR(CheckRollback(ids, have, theirs));
   LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp({"PSYNC", ids.replid, std::to_string(have + 1)}), kHandshakeTimeoutMs));
   LEVEE_RETURN_IF_ERROR(sock_.ReadLine(kHandshakeTimeoutMs, &reply));
   last_io_ms_ = NowMs();
   std::istringstream words(reply);
   std::string verb, replid;
   words >> verb >> replid;
-  if (verb == "+CONTINUE") {
-    if (replid.size() == 40 && replid != ids.replid) {
-      // The primary was promoted; our history is a prefix of its new one.
-      ReplIds n{replid, ids.replid, have};
-      m_->SetIds(n);
+  // Whose history we follow after the resync: the primary's as it told us,
+  // when the PSYNC answer names the same id (else just that id).
+  auto adopt = [&](uint64_t last) {
+    ReplIds now = m_->ids();
+    if (!theirs.empty() && theirs.front().id == replid) {
+      m_->SetIds(IdsFromHistory(Clamp(theirs, last), now.own));
+    } else if (replid != now.replid) {
+      History h = HistoryOf(now, last);
+      h.insert(h.begin(), HistoryEntry{replid, last});
+      m_->SetIds(IdsFromHistory(Clamp(std::move(h), last), now.own));
     }
+  };
+  if (verb == "+CONTINUE") {
+    // Our history is a prefix of the primary's (perhaps newly promoted).
+    if (replid.size() == 40) adopt(have);
     copy_owed_ = false;
     m_->stats().replica_partial_syncs++;
     logging::Info("repl", "partial resync from the primary",
@@ -204,7 +221,8 @@ Status ReplicaClient::Session() {
     state_ = State::kTransfer;
     copy_owed_ = true;  // until the copy is in, even across cuts and retries
     LEVEE_RETURN_IF_ERROR(Transfer(seq));
-    m_->SetIds(ReplIds{replid, std::string(40, '0'), 0});
+    m_->SetIds(ReplIds{replid, std::string(40, '0'), 0, {}, m_->ids().own});
+    adopt(seq);
     copy_owed_ = false;
     m_->stats().replica_full_syncs++;
     expect_next_ = seq + 1;
@@ -217,6 +235,33 @@ Status ReplicaClient::Session() {
   SetError("");
   last_acked_ = 0;
   return Stream();
+}
+
+Status ReplicaClient::CheckRollback(const ReplIds& ids, uint64_t have, const History& theirs) {
+  bool related = false;
+  uint64_t common = CommonPrefix(HistoryOf(ids, have), theirs, &related);
+  rollback_ = 0;
+  if (!related || common >= have) return Status::OK();  // another data set, or nothing of ours is lost
+  // A full copy would discard our records (common, have]. Records we wrote
+  // as a primary and no replica confirmed may go (async writes, as
+  // documented); records we received from a primary may hold sync-class
+  // writes its clients were told are on a replica: this one.
+  uint64_t received = ReceivedAfter(HistoryOf(ids, have), common, ids.own);
+  if (received == 0 || !m_->HoldsSyncWritesAfter(common)) return Status::OK();
+  if (!m_->node()->config().GetBool("replica-refuse-rollback")) {
+    logging::Warn("repl", "taking a full copy that discards records received from an earlier primary "
+                  "(replica-refuse-rollback is no)",
+                  {{"primary", host_ + ":" + std::to_string(port_)}, {"common_sequence", common},
+                   {"discarded_records", have - common}});
+    return Status::OK();
+  }
+  rollback_ = have - common;
+  m_->stats().rollbacks_refused++;
+  return Status::InvalidArgument(
+      "refusing a full resync from " + host_ + ":" + std::to_string(port_) + ": it lacks " +
+      std::to_string(have - common) + " records this replica holds after sequence " + std::to_string(common) +
+      " (received from an earlier primary, with sync-class writes clients were told are safe). Promote this "
+      "replica or point it at one that has them; to discard them, CONFIG SET replica-refuse-rollback no");
 }
 
 Status ReplicaClient::ReadBlock(BlockType* type, std::string* payload, uint32_t* crc, int timeout_ms) {

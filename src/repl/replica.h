@@ -19,12 +19,14 @@
 #include <string>
 #include <thread>
 
+#include "repl/history.h"
 #include "repl/socket.h"
 #include "repl/stream.h"
 
 namespace levee::repl {
 
 class Manager;
+struct ReplIds;
 
 class ReplicaClient {
  public:
@@ -52,6 +54,9 @@ class ReplicaClient {
   // altogether), so its sequence must not be offered as a replication
   // offset (see Manager::InfoSection).
   bool copy_owed() const { return copy_owed_.load(); }
+  // Records this replica refused to discard in its last handshake (0 when
+  // it did not refuse): see CheckRollback.
+  uint64_t rollback_refused() const { return rollback_.load(); }
   int64_t last_io_ms() const { return last_io_ms_.load(); }
   int64_t link_down_since_ms() const { return down_since_ms_.load(); }
   uint64_t primary_last_sequence() const { return primary_last_.load(); }
@@ -66,6 +71,10 @@ class ReplicaClient {
   void Run();
   Status Session();
   Status Command(const std::vector<std::string>& args, std::string* reply);
+  // Before PSYNC: an error when a full resync from a primary with history
+  // `theirs` would discard records holding sync-class writes that this
+  // server received from an earlier primary (replica-refuse-rollback).
+  Status CheckRollback(const ReplIds& ids, uint64_t have, const History& theirs);
   Status Transfer(uint64_t sequence);
   Status Stream();
   Status ReadBlock(BlockType* type, std::string* payload, uint32_t* crc, int timeout_ms);
@@ -84,6 +93,7 @@ class ReplicaClient {
   std::atomic<bool> copy_owed_{false};
   std::atomic<int64_t> last_io_ms_{0}, down_since_ms_{0};
   std::atomic<uint64_t> primary_last_{0};
+  std::atomic<uint64_t> rollback_{0};
   std::atomic<int64_t> applied_time_ms_{0};  // primary's clock of the last applied record
   std::atomic<uint64_t> transfer_total_{0}, transfer_done_{0};
 

@@ -138,7 +138,10 @@ class Levee:
 def tmpdir_path():
     d = tempfile.mkdtemp(prefix="levee-it-")
     yield d
-    shutil.rmtree(d, ignore_errors=True)
+    if os.environ.get("KEEP_TEST_DIRS"):  # logs and data kept for a post-mortem
+        print(f"\nkept {d}")
+    else:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -136,6 +136,122 @@ def test_restarted_old_primary_rejoins_with_a_partial_resync(tmpdir_path):
         c.stop()
 
 
+def test_old_primary_several_failovers_behind_rejoins_with_a_partial_resync(tmpdir_path):
+    """Two failovers after the old primary stopped, its history id is neither
+    of the new primary's two newest (PSYNC2's replid/replid2); levee keeps
+    the longer history, so its data still counts as a prefix: no copy."""
+    c = Cluster("levee", tmpdir_path, sentinels=False)
+    try:
+        a, b, cc = c.nodes
+        for i in range(100):
+            a.client().set(f"sync:a{i}", i)
+        wait_until(lambda: all(n.info()["slave_repl_offset"] == a.info()["master_repl_offset"] for n in (b, cc)),
+                   20, what="replicas caught up")
+        a_id = a.info()["master_replid"]
+        a.kill9()
+        assert sentinel_transaction(b, "NO", "ONE")[0] is True
+        assert sentinel_transaction(cc, "127.0.0.1", str(b.port))[0] is True
+        wait_until(lambda: follows(cc, b), 20, what="c following b")
+        assert b.client().set("sync:b", 1)
+        assert sentinel_transaction(cc, "NO", "ONE")[0] is True
+        assert sentinel_transaction(b, "127.0.0.1", str(cc.port))[0] is True
+        wait_until(lambda: follows(b, cc), 20, what="b following c")
+        assert cc.client().set("sync:c", 1)
+        i = cc.info()
+        assert a_id not in (i["master_replid"], i["master_replid2"]), i
+        a.start()
+        assert sentinel_transaction(a, "127.0.0.1", str(cc.port))[0] is True
+        wait_until(lambda: follows(a, cc), 30, what="old primary following c")
+        assert stats(a)["sync_replica_partial"] >= 1 and stats(a)["sync_replica_full"] == 0, stats(a)
+        c.wait_converged(primary=cc)
+        assert a.client().get("sync:b") == b"1" and a.client().get("sync:c") == b"1"
+    finally:
+        c.stop()
+
+
+def rolled_back_replica_setup(c, extra_class):
+    """What a Sentinel that missed a promotion did in CI: a (the first
+    primary) dies; b is promoted and c follows it; b takes writes of
+    extra_class that c acknowledges; b dies; a comes back, still a primary
+    by its config and behind c; c is pointed at a. Returns (a, b, c, the
+    keys written on b)."""
+    a, b, cc = c.nodes
+    for i in range(50):
+        a.client().set(f"async:a{i}", i)
+    wait_until(lambda: all(n.info()["slave_repl_offset"] == a.info()["master_repl_offset"] for n in (b, cc)),
+               20, what="replicas caught up")
+    a.kill9()
+    assert sentinel_transaction(b, "NO", "ONE")[0] is True
+    assert sentinel_transaction(cc, "127.0.0.1", str(b.port))[0] is True
+    wait_until(lambda: follows(cc, b), 20, what="c following b")
+    keys = [f"{extra_class}:b{i}" for i in range(200)]
+    wb = b.client()
+    for k in keys:
+        assert wb.set(k, 1)  # sync-class: answered once c has it
+    wait_until(lambda: cc.info()["slave_repl_offset"] == b.info()["master_repl_offset"], 20, what="c caught up")
+    b.kill9()
+    a.start()
+    assert a.role() == "master"
+    assert sentinel_transaction(cc, "127.0.0.1", str(a.port))[0] is True
+    return a, b, cc, keys
+
+
+def test_replica_refuses_a_full_resync_that_would_drop_acknowledged_sync_writes(tmpdir_path):
+    c = Cluster("levee", tmpdir_path, sentinels=False)
+    try:
+        a, b, cc, keys = rolled_back_replica_setup(c, "sync")
+        wait_until(lambda: cc.info("stats")["sync_replica_rollbacks_refused"] >= 1, 20, what="the refusal")
+        i = cc.info()
+        assert i["master_port"] == a.port and i["master_link_status"] == "down", i
+        assert "refusing a full resync" in i["master_link_last_error"], i
+        assert "replica-refuse-rollback" in i["master_link_last_error"]
+        assert i["master_rollback_refused_records"] == 200, i
+        assert i["slave_repl_offset"] > a.info()["master_repl_offset"]  # offered to Sentinel as it is
+        assert "refusing a full resync" in cc.read_log()
+        assert all(v == b"1" for v in cc.client().mget(keys))  # still here
+        # The old primary has no replica that follows: fenced, no writes.
+        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
+            a.client().set("async:on-a", 1)
+        # What Sentinel did next in CI: promote the replica that holds them.
+        assert sentinel_transaction(cc, "NO", "ONE")[0] is True
+        assert sentinel_transaction(a, "127.0.0.1", str(cc.port))[0] is True
+        wait_until(lambda: follows(a, cc), 30, what="a following c")
+        b.start()
+        assert sentinel_transaction(b, "127.0.0.1", str(cc.port))[0] is True
+        c.wait_converged(primary=cc)
+        for n in c.nodes:
+            assert all(v == b"1" for v in n.client().mget(keys)), n.port
+        # a was a prefix of c's history (a -> b -> c): no copy needed.
+        assert stats(a)["sync_replica_partial"] >= 1 and stats(a)["sync_replica_full"] == 0, stats(a)
+    finally:
+        c.stop()
+
+
+def test_replica_takes_the_copy_when_allowed_or_when_only_async_writes_go(tmpdir_path):
+    """Async-class writes are not promised to survive: a full resync that
+    drops only them goes ahead (as Redis). replica-refuse-rollback no lets
+    an operator take the copy even over sync-class writes."""
+    c = Cluster("levee", tmpdir_path, sentinels=False)
+    try:
+        a, b, cc, keys = rolled_back_replica_setup(c, "async")
+        wait_until(lambda: follows(cc, a), 30, what="c following a after a full copy")
+        assert stats(cc)["sync_replica_full"] >= 1 and stats(cc)["sync_replica_rollbacks_refused"] == 0
+        assert cc.client().get(keys[0]) is None
+    finally:
+        c.stop()
+    c = Cluster("levee", os.path.join(tmpdir_path, "override"), sentinels=False)
+    try:
+        for n in c.nodes:
+            n.client().config_set("replica-refuse-rollback", "no")
+        a, b, cc, keys = rolled_back_replica_setup(c, "sync")
+        wait_until(lambda: follows(cc, a), 30, what="c following a after a full copy")
+        assert stats(cc)["sync_replica_rollbacks_refused"] == 0
+        assert cc.client().get(keys[0]) is None
+        assert "discards records received from an earlier primary" in cc.read_log()
+    finally:
+        c.stop()
+
+
 def test_sentinel_transaction_commands_and_replies(tmpdir_path):
     """What Sentinel sends on promotion, byte for byte as it sends it."""
     c = Cluster("levee", tmpdir_path, sentinels=False)

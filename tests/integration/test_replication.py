@@ -483,6 +483,8 @@ def test_damaged_stream_drops_the_link_and_applies_nothing_partial(server_factor
                     conn.sendall(b"+PONG\r\n")
                 elif cmd == b"REPLCONF" and args[1].lower() == b"levee-id":
                     conn.sendall(b"+fakeprimary\r\n")
+                elif cmd == b"REPLCONF" and args[1].lower() == b"levee-history":
+                    conn.sendall(b"+" + b"f" * 40 + b":0\r\n")  # a history of its own
                 elif cmd == b"REPLCONF":
                     conn.sendall(b"+OK\r\n")
                 elif cmd == b"PSYNC":

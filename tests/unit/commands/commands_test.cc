@@ -26,6 +26,7 @@ class NoReplication : public Replication {
     rb.Error("ERR not in unit tests");
   }
   void Identify(const std::string&, resp::ReplyBuilder& rb) override { rb.SimpleString("self"); }
+  std::string HistoryReply() override { return ""; }
   bool is_replica() override { return false; }
   bool has_replicas() override { return false; }
   int64_t AckedBy(uint64_t) override { return 0; }
