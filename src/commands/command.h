@@ -130,6 +130,8 @@ struct ClientState {
   std::string repl_ip;  // REPLCONF ip-address (replica-announce-ip)
   bool repl_capa_zstd = false;
   std::string repl_node_id;
+  std::string repl_history;    // REPLCONF levee-history: the replica's history (repl/history.h)
+  bool repl_backfill = false;  // REPLCONF levee-backfill: it would rather send its extra records than lose them
   // Set by PSYNC: the io layer hands the socket (and any input not yet
   // parsed) to replication once the replies before it are written.
   std::function<void(int fd, std::string unparsed)> handoff;

@@ -39,7 +39,10 @@ void Replconf(CommandContext& ctx, std::vector<std::string>& a) {
       ctx.client->repl_node_id = v;
       return ctx.services.replication().Identify(v, ctx.reply);
     } else if (opt == "levee-history") {
+      ctx.client->repl_history = v;
       return ctx.reply.SimpleString(ctx.services.replication().HistoryReply());
+    } else if (opt == "levee-backfill") {
+      ctx.client->repl_backfill = v == "1";
     } else if (opt == "ip-address") {
       ctx.client->repl_ip = v;  // the replica's replica-announce-ip
     } else if (opt == "ack" || opt == "getack" || opt == "rdb-only" ||

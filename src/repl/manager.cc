@@ -141,6 +141,25 @@ bool Manager::HoldsSyncWritesAfter(uint64_t after) {
   return found || !st.ok() || seen < last;
 }
 
+std::string Manager::AdoptBackfill(const History& replica_history, uint64_t last, ReplicaLink* keep) {
+  ReplIds old = ids();
+  std::string id = NewReplId();
+  History h = Clamp(replica_history, last);
+  h.insert(h.begin(), HistoryEntry{id, last});
+  std::vector<std::string> own = old.own;
+  own.insert(own.begin(), id);
+  SetIds(IdsFromHistory(Clamp(std::move(h), last), std::move(own)));
+  std::vector<std::shared_ptr<ReplicaLink>> links;
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    links = links_;
+  }
+  for (auto& link : links) {
+    if (link.get() != keep) link->Stop();
+  }
+  return id;
+}
+
 void Manager::SetIds(const ReplIds& ids) {
   Status st = SaveIds(ids);
   if (!st.ok()) logging::Error("repl", "could not persist the replication ids", {{"error", st.ToString()}});
@@ -376,6 +395,18 @@ void Manager::Psync(const std::shared_ptr<commands::ClientState>& client, const 
     uint64_t first = node_->log().first_sequence();
     if (first == 0 || first > have + 1) partial = false;  // trimmed away
   }
+  // A replica ahead of us on our own history (we hold nothing past the
+  // point where its data and ours part) that would otherwise refuse the copy
+  // (it holds sync-class writes we lack: Sentinel promoted us from a stale
+  // view of the offsets) sends us its extra records instead.
+  History replica_history;
+  bool backfill = false;
+  if (!partial && want > 0 && client->repl_backfill && !replica_.load() &&
+      DecodeHistory(client->repl_history, &replica_history)) {
+    bool related = false;
+    uint64_t common = CommonPrefix(HistoryOf(ids, last), replica_history, &related);
+    backfill = related && common == last && replica_history.front().through > last;
+  }
   ReplicaLink::Params p;
   p.ip = client->repl_ip.empty() ? Ip(client->addr) : client->repl_ip;
   p.listening_port = client->repl_listening_port;
@@ -385,10 +416,18 @@ void Manager::Psync(const std::shared_ptr<commands::ClientState>& client, const 
   p.after = have;
   if (partial) {
     p.reply = "+CONTINUE " + ids.replid + "\r\n";
+  } else if (backfill) {
+    p.full = false;
+    p.backfill = true;
+    p.after = last;
+    p.replica_history = replica_history;
+    p.reply = "+LEVEE-BACKFILL " + std::to_string(last) + "\r\n";
   } else if (replid != "?") {
     stats_.partial_syncs_err++;
   }
-  logging::Info("repl", partial ? "replica resyncs partially" : "replica needs a full resync",
+  logging::Info("repl", partial    ? "replica resyncs partially"
+                        : backfill ? "replica is ahead of this primary; taking its records first"
+                                   : "replica needs a full resync",
                 {{"replica", p.ip + ":" + std::to_string(p.listening_port)},
                  {"asked_replid", replid},
                  {"asked_offset", want},
@@ -732,6 +771,10 @@ void Manager::RegisterMetrics(observe::Registry* r) {
           "Full resyncs this replica refused because they would discard sync-class writes it received from an "
           "earlier primary (replica-refuse-rollback).",
           &stats_.rollbacks_refused);
+  counter("levee_repl_backfilled_records_total",
+          "Records this primary took from a replica that was ahead of it on the same history (it would otherwise "
+          "have refused a full resync that drops sync-class writes).",
+          &stats_.backfilled_records);
   counter("levee_repl_replica_partial_syncs_total", "Partial resyncs this server did as a replica.",
           &stats_.replica_partial_syncs);
   counter("levee_repl_sync_writes_total", "Writes held until sync-replicas replicas acknowledged them.", &stats_.sync_writes);

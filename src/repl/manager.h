@@ -61,7 +61,8 @@ struct ReplStats {
   std::atomic<uint64_t> sync_timeouts{0};
   std::atomic<uint64_t> sync_degraded{0};
   observe::Histogram sync_wait_seconds{observe::LatencyBounds()};
-  std::atomic<uint64_t> rollbacks_refused{0};   // full resyncs refused (replica-refuse-rollback)
+  std::atomic<uint64_t> rollbacks_refused{0};
+  std::atomic<uint64_t> backfilled_records{0};  // records taken from replicas that were ahead (primary side)   // full resyncs refused (replica-refuse-rollback)
   std::atomic<uint64_t> full_sync_bytes{0};     // checkpoint bytes received (replica) 
 };
 
@@ -111,6 +112,12 @@ class Manager final : public commands::Replication, public server::ReplicationHo
   // (or a FLUSHALL): records a client may have been told are on a replica.
   // True when the log no longer holds them all (unknown counts as yes).
   bool HoldsSyncWritesAfter(uint64_t after);
+  // A replica was ahead of this primary on the same history and sent the
+  // records this server lacked, now applied through `last`: this server
+  // takes the replica's history and starts a new id of its own after it
+  // (its old id might name records elsewhere that differ). Drops the other
+  // replica links (their histories restart). Returns the new id.
+  std::string AdoptBackfill(const History& replica_history, uint64_t last, ReplicaLink* keep);
   void OnAck(ReplicaLink* link);
   // Upstream chain of run ids (this server first), for loop detection.
   std::string Chain();

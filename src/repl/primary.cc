@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <future>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "repl/manager.h"
 #include "repl/stream.h"
 #include "resp/parser.h"
+#include "server/writer.h"
 #include "storage/checkpoint.h"
 #include "storage/engine.h"
 #include "wal/cursor.h"
@@ -27,6 +29,7 @@ namespace {
 constexpr int kSendTimeoutMs = 60000;
 constexpr size_t kChunk = 1 << 20;
 constexpr size_t kStreamRead = 256 << 10;
+constexpr size_t kMaxBackfillBytes = 64u << 20;  // more than this behind is not worth holding in memory
 
 
 }  // namespace
@@ -77,6 +80,7 @@ void ReplicaLink::Run() {
     st = FullSync(&after);
   } else {
     st = Send(p_.reply);
+    if (st.ok() && p_.backfill) st = Backfill(&after);
   }
   if (st.ok()) st = Stream(after);
   if (!stop_.load()) {
@@ -112,16 +116,24 @@ void ReplicaLink::Throttle(size_t bytes) {
   }
 }
 
-Status ReplicaLink::HandleInput(const std::string& expect_cmd, std::vector<std::string>* got) {
+Status ReplicaLink::EachCommand(const std::function<Status(std::vector<std::string>&)>& fn) {
   std::string& in = sock_.in();
   size_t pos = 0;
-  while (pos < in.size()) {
+  Status st;
+  while (st.ok() && pos < in.size()) {
     size_t consumed = 0;
     auto r = parser_.Parse(std::string_view(in).substr(pos), &consumed);
     pos += consumed;
     if (r == resp::RequestParser::Result::kError) return Status::Corruption("replica sent bad input: " + parser_.error());
     if (r == resp::RequestParser::Result::kNeedMore) break;
-    auto& a = parser_.args();
+    st = fn(parser_.args());
+  }
+  in.erase(0, pos);
+  return st;
+}
+
+Status ReplicaLink::HandleInput(const std::string& expect_cmd, std::vector<std::string>* got) {
+  return EachCommand([&](std::vector<std::string>& a) {
     if (a.size() >= 3 && commands::EqualsIgnoreCase(a[0], "replconf") && commands::EqualsIgnoreCase(a[1], "ack")) {
       int64_t v;
       if (commands::ParseInt64(a[2], &v) && v >= 0) {
@@ -134,9 +146,65 @@ Status ReplicaLink::HandleInput(const std::string& expect_cmd, std::vector<std::
                commands::EqualsIgnoreCase(a[1], expect_cmd)) {
       *got = std::move(a);
     }
+    return Status::OK();
+  });
+}
+
+Status ReplicaLink::Backfill(uint64_t* after) {
+  Node* node = m_->node();
+  std::string peer = p_.ip + ":" + std::to_string(p_.listening_port);
+  auto batch = std::make_unique<server::ReplicatedBatch>();
+  uint64_t next = *after + 1;
+  int64_t end = -1;
+  int64_t deadline = NowMs() + node->config().GetInt("repl-timeout-ms");
+  while (end < 0) {
+    LEVEE_RETURN_IF_ERROR(EachCommand([&](std::vector<std::string>& a) {
+      if (end >= 0 || a.size() != 3 || !commands::EqualsIgnoreCase(a[0], "replconf")) return Status::OK();
+      if (commands::EqualsIgnoreCase(a[1], "levee-records")) {
+        LEVEE_RETURN_IF_ERROR(DecodeFrames(a[2], &next, &batch->records));
+        batch->frames += a[2];
+        if (batch->frames.size() > kMaxBackfillBytes) {
+          return Status::InvalidArgument("replica is more than " + std::to_string(kMaxBackfillBytes >> 20) +
+                                         " MiB of records ahead; not taking them");
+        }
+        deadline = NowMs() + m_->node()->config().GetInt("repl-timeout-ms");
+      } else if (commands::EqualsIgnoreCase(a[1], "levee-records-end")) {
+        if (!commands::ParseInt64(a[2], &end) || end < 0 || static_cast<uint64_t>(end) != next - 1) {
+          return Status::Corruption("backfill ended at " + a[2] + " after records through " + std::to_string(next - 1));
+        }
+      }
+      return Status::OK();
+    }));
+    if (end >= 0) break;
+    if (stop_.load()) return Status::IOError("stopped");
+    if (NowMs() > deadline) return Status::IOError("replica stopped sending its records (repl-timeout-ms)");
+    Status st = sock_.ReadSome(200, &waker_, nullptr);
+    if (!st.ok() && !IsTimeout(st)) return st;
   }
-  in.erase(0, pos);
-  return Status::OK();
+  uint64_t last = static_cast<uint64_t>(end);
+  size_t count = batch->records.size();
+  if (count > 0) {
+    // The writer appends them only if nothing was written here since the
+    // PSYNC (they must follow our last sequence): else the link fails and
+    // the replica's next PSYNC is answered from what we have then.
+    auto applied = std::make_shared<std::promise<Status>>();
+    std::future<Status> result = applied->get_future();
+    batch->done = [applied](const Status& st) { applied->set_value(st); };
+    node->SubmitReplicated(std::move(batch));
+    while (result.wait_for(std::chrono::milliseconds(100)) != std::future_status::ready) {
+      if (stop_.load()) return Status::IOError("stopped while the writer applied the replica's records");
+    }
+    LEVEE_RETURN_IF_ERROR(result.get());
+  }
+  std::string id = m_->AdoptBackfill(p_.replica_history, last, this);
+  m_->stats().backfilled_records += count;
+  logging::Warn("repl", "took records from a replica that was ahead of this primary",
+                {{"replica", peer}, {"from_sequence", *after + 1}, {"through", last}, {"records", count},
+                 {"replid", id}});
+  acked_ = last;
+  needs_from_ = last + 1;
+  *after = last;
+  return Send("+CONTINUE " + id + "\r\n");
 }
 
 Status ReplicaLink::FullSync(uint64_t* through) {

@@ -11,11 +11,13 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "repl/history.h"
 #include "repl/socket.h"
 #include "resp/parser.h"
 
@@ -40,6 +42,10 @@ class ReplicaLink {
     bool full = false;       // full resync; else partial from `after`
     uint64_t after = 0;      // partial: the replica has everything through this
     std::string reply;       // +CONTINUE / +FULLRESYNC line, sent first (FULLRESYNC completed by the link)
+    // The replica is ahead: it sends its records after `after` first
+    // (+LEVEE-BACKFILL), then the link continues as a partial resync.
+    bool backfill = false;
+    History replica_history;
   };
   ReplicaLink(Manager* manager, Params p);
   ~ReplicaLink();
@@ -68,8 +74,13 @@ class ReplicaLink {
  private:
   void Run();
   Status FullSync(uint64_t* through);
+  // Receives the replica's records after *after, applies them, takes its
+  // history and answers +CONTINUE; *after becomes the last one.
+  Status Backfill(uint64_t* after);
   Status Stream(uint64_t after);
   Status Send(std::string_view data);
+  // Calls fn on each complete command the replica sent (stops at an error).
+  Status EachCommand(const std::function<Status(std::vector<std::string>&)>& fn);
   // Reads and handles what the replica sent; *got is set if any command came.
   Status HandleInput(const std::string& expect_cmd, std::vector<std::string>* got);
   void Throttle(size_t bytes);

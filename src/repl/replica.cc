@@ -17,6 +17,7 @@
 #include "common/logging.h"
 #include "repl/manager.h"
 #include "server/writer.h"
+#include "wal/log.h"
 #include "wal/record.h"
 
 namespace levee::repl {
@@ -178,22 +179,47 @@ Status ReplicaClient::Session() {
   }
   m_->SetUpstreamChain(chain);
 
-  // The primary's history: where its data and ours part, so that we never
-  // take a copy that would discard records we hold for clients (below).
+  // Histories both ways: where the primary's data and ours part, so that we
+  // never take a copy that would discard records we hold for clients
+  // (CheckRollback), and the primary can tell we are ahead of it.
+  ReplIds ids = m_->ids();
+  uint64_t have = node->last_sequence();
   History theirs;
-  Status hs = Command({"REPLCONF", "levee-history", "1"}, &reply);
+  Status hs = Command({"REPLCONF", "levee-history", EncodeHistory(HistoryOf(ids, have))}, &reply);
   if (hs.ok() && !DecodeHistory(std::string_view(reply).substr(1), &theirs)) {
     return Status::Corruption("bad REPLCONF levee-history reply: " + reply.substr(0, 200));
   }
-  ReplIds ids = m_->ids();
-  uint64_t have = node->last_sequence();
-  if (hs.ok()) LEVEE_RETURN_IF_ERROR(CheckRollback(ids, have, theirs));
+  uint64_t backfill_after = 0;
+  Status refusal = hs.ok() ? CheckRollback(ids, have, theirs, &backfill_after) : Status::OK();
+  if (!refusal.ok() && backfill_after == 0) {
+    m_->stats().rollbacks_refused++;
+    return refusal;
+  }
+  if (!refusal.ok()) LEVEE_RETURN_IF_ERROR(Command({"REPLCONF", "levee-backfill", "1"}, &reply));
   LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp({"PSYNC", ids.replid, std::to_string(have + 1)}), kHandshakeTimeoutMs));
   LEVEE_RETURN_IF_ERROR(sock_.ReadLine(kHandshakeTimeoutMs, &reply));
   last_io_ms_ = NowMs();
   std::istringstream words(reply);
   std::string verb, replid;
   words >> verb >> replid;
+  if (verb == "+LEVEE-BACKFILL") {
+    // The primary holds nothing past where we part: it takes our extra
+    // records, then continues from our last one.
+    if (refusal.ok()) return Status::Corruption("unasked LEVEE-BACKFILL reply: " + reply);
+    LEVEE_RETURN_IF_ERROR(SendBackfill(backfill_after, have));
+    LEVEE_RETURN_IF_ERROR(sock_.ReadLine(kHandshakeTimeoutMs, &reply));
+    last_io_ms_ = NowMs();
+    words = std::istringstream(reply);
+    words >> verb >> replid;
+    if (verb != "+CONTINUE") return Status::Corruption("after a backfill the primary answered " + reply.substr(0, 100));
+    logging::Info("repl", "the primary took the records it lacked from this replica",
+                  {{"primary", host_ + ":" + std::to_string(port_)}, {"from_sequence", backfill_after + 1},
+                   {"through", have}});
+    rollback_ = 0;
+  } else if (!refusal.ok() && verb == "+FULLRESYNC") {
+    m_->stats().rollbacks_refused++;
+    return refusal;  // it wrote since it told us its history, or would not take them
+  }
   // Whose history we follow after the resync: the primary's as it told us,
   // when the PSYNC answer names the same id (else just that id).
   auto adopt = [&](uint64_t last) {
@@ -237,7 +263,9 @@ Status ReplicaClient::Session() {
   return Stream();
 }
 
-Status ReplicaClient::CheckRollback(const ReplIds& ids, uint64_t have, const History& theirs) {
+Status ReplicaClient::CheckRollback(const ReplIds& ids, uint64_t have, const History& theirs,
+                                    uint64_t* backfill_after) {
+  *backfill_after = 0;
   bool related = false;
   uint64_t common = CommonPrefix(HistoryOf(ids, have), theirs, &related);
   rollback_ = 0;
@@ -255,13 +283,44 @@ Status ReplicaClient::CheckRollback(const ReplIds& ids, uint64_t have, const His
                    {"discarded_records", have - common}});
     return Status::OK();
   }
+  // A primary with nothing past that point (promoted from a stale view of
+  // the offsets, or restarted behind us) can take our records instead.
+  uint64_t first = m_->node()->log().first_sequence();
+  if (!theirs.empty() && theirs.front().through == common && first != 0 && first <= common + 1) {
+    *backfill_after = common;
+  }
   rollback_ = have - common;
-  m_->stats().rollbacks_refused++;
   return Status::InvalidArgument(
       "refusing a full resync from " + host_ + ":" + std::to_string(port_) + ": it lacks " +
       std::to_string(have - common) + " records this replica holds after sequence " + std::to_string(common) +
       " (received from an earlier primary, with sync-class writes clients were told are safe). Promote this "
       "replica or point it at one that has them; to discard them, CONFIG SET replica-refuse-rollback no");
+}
+
+Status ReplicaClient::SendBackfill(uint64_t after, uint64_t last) {
+  std::string frames;
+  uint64_t sent_through = after;
+  Status io;
+  Status st = m_->node()->log().ReadFrom(after, [&](wal::Record&& rec) {
+    if (rec.sequence > last) return false;
+    wal::AppendFramed(rec, &frames);
+    sent_through = rec.sequence;
+    if (frames.size() >= (1u << 20)) {
+      io = sock_.WriteAll(Resp({"REPLCONF", "levee-records", frames}), kHandshakeTimeoutMs);
+      frames.clear();
+    }
+    return io.ok();
+  });
+  LEVEE_RETURN_IF_ERROR(io);
+  LEVEE_RETURN_IF_ERROR(st);
+  if (sent_through != last) {
+    return Status::IOError("the log no longer holds records " + std::to_string(sent_through + 1) + ".." +
+                           std::to_string(last) + " to send to the primary");
+  }
+  if (!frames.empty()) {
+    LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp({"REPLCONF", "levee-records", frames}), kHandshakeTimeoutMs));
+  }
+  return sock_.WriteAll(Resp({"REPLCONF", "levee-records-end", std::to_string(last)}), kHandshakeTimeoutMs);
 }
 
 Status ReplicaClient::ReadBlock(BlockType* type, std::string* payload, uint32_t* crc, int timeout_ms) {
@@ -456,24 +515,7 @@ Status ReplicaClient::SendAck(bool force) {
 
 Status ReplicaClient::ApplyRecords(std::string frames) {
   auto batch = std::make_unique<server::ReplicatedBatch>();
-  std::string_view in(frames);
-  while (!in.empty()) {
-    if (in.size() < wal::kFrameHeaderSize) return Status::Corruption("truncated record frame in the stream");
-    uint32_t len = DecodeFixed32(in.data());
-    uint32_t crc = DecodeFixed32(in.data() + 4);
-    if (len > in.size() - wal::kFrameHeaderSize) return Status::Corruption("truncated record in the stream");
-    std::string_view payload = in.substr(wal::kFrameHeaderSize, len);
-    if (Crc32(payload) != crc) return Status::Corruption("a streamed record fails its checksum");
-    wal::Record rec;
-    if (!wal::DecodePayload(payload, &rec)) return Status::Corruption("a streamed record does not decode");
-    if (rec.sequence != expect_next_) {
-      return Status::Corruption("stream carried sequence " + std::to_string(rec.sequence) + " where " +
-                                std::to_string(expect_next_) + " was expected");
-    }
-    expect_next_++;
-    batch->records.push_back(std::move(rec));
-    in.remove_prefix(wal::kFrameHeaderSize + len);
-  }
+  LEVEE_RETURN_IF_ERROR(DecodeFrames(frames, &expect_next_, &batch->records));
   if (batch->records.empty()) return Status::OK();
   batch->frames = std::move(frames);
   int64_t t = batch->records.back().time_ms;

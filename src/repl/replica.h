@@ -74,7 +74,11 @@ class ReplicaClient {
   // Before PSYNC: an error when a full resync from a primary with history
   // `theirs` would discard records holding sync-class writes that this
   // server received from an earlier primary (replica-refuse-rollback).
-  Status CheckRollback(const ReplIds& ids, uint64_t have, const History& theirs);
+  // Then *backfill_after is set (non-zero) when the primary holds nothing
+  // past where the histories part, so it can take our records after it.
+  Status CheckRollback(const ReplIds& ids, uint64_t have, const History& theirs, uint64_t* backfill_after);
+  // Sends our log records (after, last] as REPLCONF levee-records chunks.
+  Status SendBackfill(uint64_t after, uint64_t last);
   Status Transfer(uint64_t sequence);
   Status Stream();
   Status ReadBlock(BlockType* type, std::string* payload, uint32_t* crc, int timeout_ms);

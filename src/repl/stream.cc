@@ -92,4 +92,25 @@ bool DecodeManifest(std::string_view in, SyncManifest* m) {
   return in.empty();
 }
 
+Status DecodeFrames(std::string_view in, uint64_t* next, std::vector<wal::Record>* out) {
+  while (!in.empty()) {
+    if (in.size() < wal::kFrameHeaderSize) return Status::Corruption("truncated record frame in the stream");
+    uint32_t len = DecodeFixed32(in.data());
+    uint32_t crc = DecodeFixed32(in.data() + 4);
+    if (len > in.size() - wal::kFrameHeaderSize) return Status::Corruption("truncated record in the stream");
+    std::string_view payload = in.substr(wal::kFrameHeaderSize, len);
+    if (Crc32(payload) != crc) return Status::Corruption("a streamed record fails its checksum");
+    wal::Record rec;
+    if (!wal::DecodePayload(payload, &rec)) return Status::Corruption("a streamed record does not decode");
+    if (rec.sequence != *next) {
+      return Status::Corruption("stream carried sequence " + std::to_string(rec.sequence) + " where " +
+                                std::to_string(*next) + " was expected");
+    }
+    ++*next;
+    out->push_back(std::move(rec));
+    in.remove_prefix(wal::kFrameHeaderSize + len);
+  }
+  return Status::OK();
+}
+
 }  // namespace levee::repl

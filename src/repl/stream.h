@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "wal/record.h"
 
 namespace levee::repl {
 
@@ -40,6 +41,11 @@ void AppendRecordsBlock(std::string_view frames, int zstd_level, std::string* ou
 bool ParseBlockHeader(const char* p, BlockType* type, uint32_t* len, uint32_t* crc);
 // Checks the payload and, for kRecordsZstd, decompresses into *frames.
 Status OpenRecordsBlock(BlockType type, std::string_view payload, uint32_t crc, std::string* frames);
+
+// Decodes write-ahead log frames back to back (a records block's content,
+// or a backfill chunk): each frame's checksum is checked and sequences must
+// run on from *next, which advances. Appends the records to *out.
+Status DecodeFrames(std::string_view frames, uint64_t* next, std::vector<wal::Record>* out);
 
 struct SyncFile {
   std::string name;

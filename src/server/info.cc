@@ -149,6 +149,7 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "total_net_repl_input_bytes", repl_->stats().bytes_received.load());
     line(o, "total_net_repl_output_bytes", repl_->stats().bytes_sent.load());
     line(o, "sync_replica_rollbacks_refused", repl_->stats().rollbacks_refused.load());
+    line(o, "sync_backfilled_records", repl_->stats().backfilled_records.load());
     line(o, "sync_replica_full", repl_->stats().replica_full_syncs.load());
     line(o, "sync_replica_partial", repl_->stats().replica_partial_syncs.load());
     line(o, "evicted_keys", 0);

@@ -5,6 +5,7 @@ redis-py: a primary and two levee replicas, three Sentinels
 min-replicas-max-lag 2). Figures are printed for docs/benchmarks.md;
 bench/failover.py measures them against real Redis."""
 import os
+import signal
 import subprocess
 import time
 
@@ -169,12 +170,13 @@ def test_old_primary_several_failovers_behind_rejoins_with_a_partial_resync(tmpd
         c.stop()
 
 
-def rolled_back_replica_setup(c, extra_class):
+def rolled_back_replica_setup(c, extra_class, diverge=False):
     """What a Sentinel that missed a promotion did in CI: a (the first
     primary) dies; b is promoted and c follows it; b takes writes of
     extra_class that c acknowledges; b dies; a comes back, still a primary
-    by its config and behind c; c is pointed at a. Returns (a, b, c, the
-    keys written on b)."""
+    by its config and behind c (with diverge, after a write of its own); c
+    is pointed at a. Returns (a, b, c, the keys written on b, c's count of
+    full resyncs before it was pointed at a)."""
     a, b, cc = c.nodes
     for i in range(50):
         a.client().set(f"async:a{i}", i)
@@ -192,14 +194,73 @@ def rolled_back_replica_setup(c, extra_class):
     b.kill9()
     a.start()
     assert a.role() == "master"
+    if diverge:
+        a.client().config_set("min-replicas-to-write", "0")
+        assert a.client().set("async:a-alone", 1)
+    full_before = stats(cc)["sync_replica_full"]
     assert sentinel_transaction(cc, "127.0.0.1", str(a.port))[0] is True
-    return a, b, cc, keys
+    return a, b, cc, keys, full_before
+
+
+def test_primary_behind_a_replica_takes_its_records_before_serving_it(tmpdir_path):
+    """The CI case: a restarted old primary, behind, is given a replica that
+    holds acknowledged sync-class writes it lacks. It takes them (backfill)
+    instead of the replica dropping them with a full copy."""
+    c = Cluster("levee", tmpdir_path, sentinels=False)
+    try:
+        a, b, cc, keys, full_before = rolled_back_replica_setup(c, "sync")
+        wait_until(lambda: follows(cc, a), 30, what="c following a")
+        assert all(v == b"1" for v in a.client().mget(keys))
+        assert a.info("stats")["sync_backfilled_records"] == 200
+        assert stats(cc)["sync_replica_full"] == full_before and stats(cc)["sync_replica_rollbacks_refused"] == 0
+        assert "took records from a replica that was ahead" in a.read_log()
+        # a took c's history: b, restarted and pointed at a, continues too.
+        b.start()
+        assert sentinel_transaction(b, "127.0.0.1", str(a.port))[0] is True
+        c.wait_converged(primary=a)
+        assert stats(b)["sync_replica_full"] == 0, stats(b)
+        assert a.client().set("sync:after", 1)
+        wait_until(lambda: all(n.client().get("sync:after") == b"1" for n in c.nodes), 20, what="replicated")
+    finally:
+        c.stop()
+
+
+def test_replica_promoted_from_a_stale_offset_takes_the_records_its_sibling_has(tmpdir_path):
+    """Sentinel promotes by the offsets it last read; if it promotes the
+    replica that is behind, the other one (which acknowledged the newest
+    sync-class writes) sends them to the new primary before following it."""
+    c = Cluster("levee", tmpdir_path, sentinels=False)
+    try:
+        a, b, cc = c.nodes
+        b.proc.send_signal(signal.SIGSTOP)  # b falls behind; c acknowledges alone
+        try:
+            keys = [f"sync:k{i}" for i in range(100)]
+            for k in keys:
+                assert a.client().set(k, 1)
+            a.kill9()
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        assert b.client().get(keys[-1]) is None
+        full_before = stats(cc)["sync_replica_full"]
+        assert sentinel_transaction(b, "NO", "ONE")[0] is True
+        assert sentinel_transaction(cc, "127.0.0.1", str(b.port))[0] is True
+        wait_until(lambda: follows(cc, b), 30, what="c following b")
+        assert all(v == b"1" for v in b.client().mget(keys))
+        assert b.info("stats")["sync_backfilled_records"] >= 1
+        assert stats(cc)["sync_replica_full"] == full_before
+        a.start()
+        assert sentinel_transaction(a, "127.0.0.1", str(b.port))[0] is True
+        c.wait_converged(primary=b)
+    finally:
+        c.stop()
 
 
 def test_replica_refuses_a_full_resync_that_would_drop_acknowledged_sync_writes(tmpdir_path):
+    """When the primary has written past where their data parts, it can't
+    take the replica's records: the replica keeps them and refuses."""
     c = Cluster("levee", tmpdir_path, sentinels=False)
     try:
-        a, b, cc, keys = rolled_back_replica_setup(c, "sync")
+        a, b, cc, keys, full_before = rolled_back_replica_setup(c, "sync", diverge=True)
         wait_until(lambda: cc.info("stats")["sync_replica_rollbacks_refused"] >= 1, 20, what="the refusal")
         i = cc.info()
         assert i["master_port"] == a.port and i["master_link_status"] == "down", i
@@ -209,9 +270,7 @@ def test_replica_refuses_a_full_resync_that_would_drop_acknowledged_sync_writes(
         assert i["slave_repl_offset"] > a.info()["master_repl_offset"]  # offered to Sentinel as it is
         assert "refusing a full resync" in cc.read_log()
         assert all(v == b"1" for v in cc.client().mget(keys))  # still here
-        # The old primary has no replica that follows: fenced, no writes.
-        with pytest.raises(redis.ResponseError, match="NOREPLICAS"):
-            a.client().set("async:on-a", 1)
+        assert a.info("stats")["sync_backfilled_records"] == 0
         # What Sentinel did next in CI: promote the replica that holds them.
         assert sentinel_transaction(cc, "NO", "ONE")[0] is True
         assert sentinel_transaction(a, "127.0.0.1", str(cc.port))[0] is True
@@ -221,8 +280,7 @@ def test_replica_refuses_a_full_resync_that_would_drop_acknowledged_sync_writes(
         c.wait_converged(primary=cc)
         for n in c.nodes:
             assert all(v == b"1" for v in n.client().mget(keys)), n.port
-        # a was a prefix of c's history (a -> b -> c): no copy needed.
-        assert stats(a)["sync_replica_partial"] >= 1 and stats(a)["sync_replica_full"] == 0, stats(a)
+        assert a.client().get("async:a-alone") is None  # its own unreplicated write is discarded
     finally:
         c.stop()
 
@@ -233,9 +291,9 @@ def test_replica_takes_the_copy_when_allowed_or_when_only_async_writes_go(tmpdir
     an operator take the copy even over sync-class writes."""
     c = Cluster("levee", tmpdir_path, sentinels=False)
     try:
-        a, b, cc, keys = rolled_back_replica_setup(c, "async")
+        a, b, cc, keys, full_before = rolled_back_replica_setup(c, "async", diverge=True)
         wait_until(lambda: follows(cc, a), 30, what="c following a after a full copy")
-        assert stats(cc)["sync_replica_full"] >= 1 and stats(cc)["sync_replica_rollbacks_refused"] == 0
+        assert stats(cc)["sync_replica_full"] == full_before + 1 and stats(cc)["sync_replica_rollbacks_refused"] == 0
         assert cc.client().get(keys[0]) is None
     finally:
         c.stop()
@@ -243,7 +301,7 @@ def test_replica_takes_the_copy_when_allowed_or_when_only_async_writes_go(tmpdir
     try:
         for n in c.nodes:
             n.client().config_set("replica-refuse-rollback", "no")
-        a, b, cc, keys = rolled_back_replica_setup(c, "sync")
+        a, b, cc, keys, full_before = rolled_back_replica_setup(c, "sync", diverge=True)
         wait_until(lambda: follows(cc, a), 30, what="c following a after a full copy")
         assert stats(cc)["sync_replica_rollbacks_refused"] == 0
         assert cc.client().get(keys[0]) is None

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "common/coding.h"
+#include "wal/record.h"
 
 namespace levee::repl {
 namespace {
@@ -53,6 +54,36 @@ TEST(StreamTest, ManifestRoundTripAndRefusesPaths) {
   EXPECT_EQ(back.files[1].name, "MANIFEST-000004");
   m.files.push_back({"../../etc/passwd", 1});
   EXPECT_FALSE(DecodeManifest(EncodeManifest(m), &back));
+}
+
+TEST(StreamTest, DecodeFramesChecksSequencesAndChecksums) {
+  auto frames_of = [](std::vector<uint64_t> seqs) {
+    std::string out;
+    for (uint64_t q : seqs) {
+      wal::Record r;
+      r.sequence = q;
+      r.mutations.push_back(wal::Mutation{wal::Mutation::Kind::kPut, "k" + std::to_string(q), "v"});
+      wal::AppendFramed(r, &out);
+    }
+    return out;
+  };
+  std::vector<wal::Record> out;
+  uint64_t next = 5;
+  ASSERT_TRUE(DecodeFrames(frames_of({5, 6, 7}), &next, &out).ok());
+  EXPECT_EQ(next, 8u);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[2].mutations[0].key, "k7");
+  // A gap, a repeat, a damaged byte, a cut frame: each refused with why.
+  next = 8;
+  EXPECT_NE(DecodeFrames(frames_of({9}), &next, &out).message().find("where 8 was expected"), std::string::npos);
+  next = 8;
+  EXPECT_FALSE(DecodeFrames(frames_of({8, 8}), &next, &out).ok());
+  std::string bad = frames_of({8});
+  bad.back() ^= 1;
+  next = 8;
+  EXPECT_NE(DecodeFrames(bad, &next, &out).message().find("checksum"), std::string::npos);
+  next = 8;
+  EXPECT_NE(DecodeFrames(frames_of({8}).substr(0, 6), &next, &out).message().find("truncated"), std::string::npos);
 }
 
 }  // namespace
