@@ -279,9 +279,13 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
   int64_t now = NowMs();
   std::string failure = this->failure();
   // Expiry first, as its own record and batch: the client group below then
-  // reads its result from LevelDB, and sequences stay in append order.
+  // reads its result from LevelDB, and sequences stay in append order. Not
+  // while writes are refused (min-replicas-to-write unmet): expired keys
+  // already read as absent, and a primary fenced or just promoted must log
+  // nothing a replica ahead of it lacks (it could not take that replica's
+  // records then: docs/formats/replication.md, backfill).
   if (failure.empty() && !replica_mode_.load() && (now - last_expire_ms_ >= 100 || jobs.empty())) {
-    ExpireCycle(now);
+    if (hooks_ == nullptr || hooks_->WriteRefusal().empty()) ExpireCycle(now);
     last_expire_ms_ = now;
   }
   if (jobs.empty()) return;

@@ -232,6 +232,10 @@ def test_replica_promoted_from_a_stale_offset_takes_the_records_its_sibling_has(
     c = Cluster("levee", tmpdir_path, sentinels=False)
     try:
         a, b, cc = c.nodes
+        # A key that expires meanwhile: the new primary must not log its
+        # delete before it has taken c's records.
+        assert a.client().set("async:ttl", 1, px=300)
+        wait_until(lambda: all(n.client().exists("async:ttl") for n in (b, cc)), 10, what="ttl key replicated")
         b.proc.send_signal(signal.SIGSTOP)  # b falls behind; c acknowledges alone
         try:
             keys = [f"sync:k{i}" for i in range(100)]
@@ -243,11 +247,21 @@ def test_replica_promoted_from_a_stale_offset_takes_the_records_its_sibling_has(
         assert b.client().get(keys[-1]) is None
         full_before = stats(cc)["sync_replica_full"]
         assert sentinel_transaction(b, "NO", "ONE")[0] is True
+        wait_until(lambda: b.client().get("async:ttl") is None, 10, what="the ttl key expired on b")
+        # Expired, but b refuses writes (no replica yet): its expirer logs
+        # no delete meanwhile (ten expiry cycles watched).
+        watch_until = time.monotonic() + 1.0
+        while time.monotonic() < watch_until:
+            assert b.info("stats")["expired_keys"] == 0, "b logged an expiry while it refused writes"
+            time.sleep(0.05)  # poll interval within the watched second
+        promoted_at = b.info()["master_repl_offset"]
         assert sentinel_transaction(cc, "127.0.0.1", str(b.port))[0] is True
         wait_until(lambda: follows(cc, b), 30, what="c following b")
         assert all(v == b"1" for v in b.client().mget(keys))
         assert b.info("stats")["sync_backfilled_records"] >= 1
         assert stats(cc)["sync_replica_full"] == full_before
+        assert promoted_at < b.info()["master_repl_offset"]
+        wait_until(lambda: b.info("stats")["expired_keys"] == 1, 10, what="b expiring once it has a replica")
         a.start()
         assert sentinel_transaction(a, "127.0.0.1", str(b.port))[0] is True
         c.wait_converged(primary=b)
