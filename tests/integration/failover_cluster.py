@@ -274,6 +274,42 @@ class Cluster:
         old.start()
         return promoted_at - killed_at, gap
 
+    def story(self, limit=60):
+        """For a failure message: the replication events of every node and
+        the Sentinels' switches, in time order (the last `limit`)."""
+        import json
+        import re
+        names = {str(n.port): f"node{n.index}" for n in self.nodes}
+        events = []
+        keep = ("promoted", "following a primary", "full resync", "resyncs partially", "refusing",
+                "took records", "ready to accept")
+        for n in self.nodes:
+            for line in n.read_log().splitlines():
+                try:
+                    j = json.loads(line)
+                except ValueError:
+                    continue
+                msg = j.get("message", "")
+                if any(k in msg or k in str(j.get("reason", "")) for k in keep):
+                    extra = {k: v for k, v in j.items() if k in ("primary", "replica", "asked_offset", "last_sequence",
+                                                                 "sequence", "second_offset", "records", "reason")}
+                    events.append((j.get("time", "")[11:23], f"node{n.index}", f"{msg} {extra}"))
+        for i, log in enumerate(self.sentinels.logs if self.sentinels else []):
+            try:
+                text = open(log.name, errors="replace").read()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                m = re.match(r"\d+:X \d+ \w+ \d+ (\S+) . (.*)", line)
+                if m and re.search(r"switch-master|fix-slave-config|selected-slave|failover-abort", m.group(2)):
+                    events.append((m.group(1), f"sentinel{i}", m.group(2)))
+        out = []
+        for t, who, what in sorted(events)[-limit:]:
+            for port, name in names.items():
+                what = what.replace(port, name)
+            out.append(f"{t} {who} {what[:200]}")
+        return "\n".join(out)
+
     def stop(self):
         if self.sentinels:
             self.sentinels.stop()
@@ -348,6 +384,23 @@ class Load:
         if last_old is None or first_new is None:
             return None
         return first_new - last_old
+
+    def lost_summary(self, node, limit=10):
+        """For a failure message: the lost writes grouped by the port that
+        acknowledged them, with the span of their ack times."""
+        with self.lock:
+            acked = list(self.acked)
+        c = node.client(socket_timeout=30)
+        groups = {}
+        for start in range(0, len(acked), 1000):
+            chunk = acked[start:start + 1000]
+            for (t, key, value, port), v in zip(chunk, c.mget([k for _, k, _, _ in chunk])):
+                if v is None or v.decode() != value:
+                    g = groups.setdefault(port, [t, t, 0, key])
+                    g[0], g[1], g[2] = min(g[0], t), max(g[1], t), g[2] + 1
+        t0 = acked[0][0] if acked else 0
+        return "; ".join(f"{n} acked by port {p} between {a - t0:.2f} s and {b - t0:.2f} s (e.g. {k})"
+                         for p, (a, b, n, k) in list(groups.items())[:limit])
 
     def missing(self, node):
         """Acknowledged writes whose value is not on node, per class."""
