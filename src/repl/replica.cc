@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "common/clock.h"
@@ -189,9 +190,9 @@ Status ReplicaClient::Session() {
   if (hs.ok() && !DecodeHistory(std::string_view(reply).substr(1), &theirs)) {
     return Status::Corruption("bad REPLCONF levee-history reply: " + reply.substr(0, 200));
   }
-  uint64_t backfill_after = 0;
+  std::optional<uint64_t> backfill_after;
   Status refusal = hs.ok() ? CheckRollback(ids, have, theirs, &backfill_after) : Status::OK();
-  if (!refusal.ok() && backfill_after == 0) {
+  if (!refusal.ok() && !backfill_after) {
     m_->stats().rollbacks_refused++;
     return refusal;
   }
@@ -206,14 +207,14 @@ Status ReplicaClient::Session() {
     // The primary holds nothing past where we part: it takes our extra
     // records, then continues from our last one.
     if (refusal.ok()) return Status::Corruption("unasked LEVEE-BACKFILL reply: " + reply);
-    LEVEE_RETURN_IF_ERROR(SendBackfill(backfill_after, have));
+    LEVEE_RETURN_IF_ERROR(SendBackfill(*backfill_after, have));
     LEVEE_RETURN_IF_ERROR(sock_.ReadLine(kHandshakeTimeoutMs, &reply));
     last_io_ms_ = NowMs();
     words = std::istringstream(reply);
     words >> verb >> replid;
     if (verb != "+CONTINUE") return Status::Corruption("after a backfill the primary answered " + reply.substr(0, 100));
     logging::Info("repl", "the primary took the records it lacked from this replica",
-                  {{"primary", host_ + ":" + std::to_string(port_)}, {"from_sequence", backfill_after + 1},
+                  {{"primary", host_ + ":" + std::to_string(port_)}, {"from_sequence", *backfill_after + 1},
                    {"through", have}});
     rollback_ = 0;
   } else if (!refusal.ok() && verb == "+FULLRESYNC") {
@@ -264,8 +265,8 @@ Status ReplicaClient::Session() {
 }
 
 Status ReplicaClient::CheckRollback(const ReplIds& ids, uint64_t have, const History& theirs,
-                                    uint64_t* backfill_after) {
-  *backfill_after = 0;
+                                    std::optional<uint64_t>* backfill_after) {
+  backfill_after->reset();
   bool related = false;
   uint64_t common = CommonPrefix(HistoryOf(ids, have), theirs, &related);
   rollback_ = 0;
@@ -287,7 +288,7 @@ Status ReplicaClient::CheckRollback(const ReplIds& ids, uint64_t have, const His
   // the offsets, or restarted behind us) can take our records instead.
   uint64_t first = m_->node()->log().first_sequence();
   if (!theirs.empty() && theirs.front().through == common && first != 0 && first <= common + 1) {
-    *backfill_after = common;
+    *backfill_after = common;  // the primary takes our records after this
   }
   rollback_ = have - common;
   return Status::InvalidArgument(

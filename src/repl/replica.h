@@ -16,6 +16,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -74,9 +75,10 @@ class ReplicaClient {
   // Before PSYNC: an error when a full resync from a primary with history
   // `theirs` would discard records holding sync-class writes that this
   // server received from an earlier primary (replica-refuse-rollback).
-  // Then *backfill_after is set (non-zero) when the primary holds nothing
+  // Then *backfill_after is set when the primary holds nothing
   // past where the histories part, so it can take our records after it.
-  Status CheckRollback(const ReplIds& ids, uint64_t have, const History& theirs, uint64_t* backfill_after);
+  Status CheckRollback(const ReplIds& ids, uint64_t have, const History& theirs,
+                       std::optional<uint64_t>* backfill_after);
   // Sends our log records (after, last] as REPLCONF levee-records chunks.
   Status SendBackfill(uint64_t after, uint64_t last);
   Status Transfer(uint64_t sequence);
