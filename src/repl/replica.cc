@@ -197,6 +197,10 @@ Status ReplicaClient::Session() {
     return refusal;
   }
   if (!refusal.ok()) LEVEE_RETURN_IF_ERROR(Command({"REPLCONF", "levee-backfill", "1"}, &reply));
+  // Data that is no prefix of the primary's and that we will give up for a
+  // copy: from now on offer offset 1 (see copy_owed()), not only once the
+  // primary has answered FULLRESYNC.
+  if (hs.ok() && refusal.ok() && have > 0 && CommonPrefix(HistoryOf(ids, have), theirs) < have) copy_owed_ = true;
   LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp({"PSYNC", ids.replid, std::to_string(have + 1)}), kHandshakeTimeoutMs));
   LEVEE_RETURN_IF_ERROR(sock_.ReadLine(kHandshakeTimeoutMs, &reply));
   last_io_ms_ = NowMs();
