@@ -44,6 +44,10 @@ struct ReplIds {
   std::vector<std::string> own;  // ids this server started (first start, promotions), newest first
 };
 
+// "No id" (replid2 when there is none): 40 zeros, as Redis.
+inline const std::string kNoId(40, '0');
+// A new random replication id, 40 hex digits.
+std::string NewReplId();
 // The ids as a History whose first entry is replid through `last`.
 History HistoryOf(const ReplIds& ids, uint64_t last);
 // Ids following history h (h[0] the current id), keeping `own`.

@@ -252,7 +252,7 @@ Status ReplicaClient::Session() {
     state_ = State::kTransfer;
     copy_owed_ = true;  // until the copy is in, even across cuts and retries
     LEVEE_RETURN_IF_ERROR(Transfer(seq));
-    m_->SetIds(ReplIds{replid, std::string(40, '0'), 0, {}, m_->ids().own});
+    m_->SetIds(ReplIds{replid, kNoId, 0, {}, m_->ids().own});
     adopt(seq);
     copy_owed_ = false;
     m_->stats().replica_full_syncs++;
