@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "backup/names.h"
 #include "common/coding.h"
 #include "common/version.h"
 
@@ -71,7 +72,7 @@ std::string ManifestToJson(const Manifest& m) {
   return j.dump();
 }
 
-StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& what) {
+StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& what, std::string_view key_id) {
   try {
     json j = json::parse(text);
     Manifest m;
@@ -81,6 +82,13 @@ StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& 
                                      std::to_string(kRepoFormat) + ": use a newer levee");
     }
     m.id = j.at("id").get<std::string>();
+    if (!IsBackupId(m.id)) {
+      return Status::Corruption(what + ": its id is not a backup id (letters, digits, '.', '_', '-'); refusing it");
+    }
+    if (m.id != key_id) {
+      return Status::Corruption(what + ": its id '" + m.id + "' is not the name it is stored under ('" +
+                                std::string(key_id) + "'); refusing it");
+    }
     m.time_ms = j.at("time_ms").get<int64_t>();
     m.levee_version = j.value("levee_version", "");
     m.source = j.value("source", "");
@@ -102,10 +110,13 @@ StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& 
       uint64_t sum = 0;
       for (const auto& c : f.at("chunks")) {
         e.chunks.push_back(ChunkRef{c.at("id").get<std::string>(), c.at("size").get<uint64_t>()});
+        if (!IsObjectId(e.chunks.back().id)) {
+          return Status::Corruption(what + ": a chunk of " + e.path + " has an id that is not an object id");
+        }
         sum += e.chunks.back().size;
       }
       if (sum != e.size) return Status::Corruption(what + ": the chunks of " + e.path + " do not add up to its size");
-      if (e.path.find("..") != std::string::npos || e.path.empty() || e.path[0] == '/') {
+      if (!IsDataPath(e.path)) {
         return Status::Corruption(what + ": file path '" + e.path + "' is not a data-directory path");
       }
       m.files.push_back(std::move(e));
@@ -190,13 +201,17 @@ Status Repository::ListObjects(std::map<std::string, uint64_t>* out) {
   std::vector<StoreEntry> entries;
   LEVEE_RETURN_IF_ERROR(store_->List("objects/", &entries));
   for (const auto& e : entries) {
+    // Only objects/ab/<id> is an object; anything else under objects/ is not
+    // levee's, and prune must not delete it.
     size_t slash = e.key.rfind('/');
-    (*out)[e.key.substr(slash + 1)] = e.size;
+    std::string id = e.key.substr(slash + 1);
+    if (IsObjectId(id) && e.key == ObjectKey(id)) (*out)[id] = e.size;
   }
   return Status::OK();
 }
 
 Status Repository::WriteManifest(const Manifest& m) {
+  if (!IsBackupId(m.id)) return Status::InvalidArgument("refusing to write backup '" + m.id.substr(0, 200) + "': not a backup id");
   return store_->Put("backups/" + m.id, EncodeObject(ManifestToJson(m), Compression::kIfSmaller, key()));
 }
 
@@ -209,7 +224,7 @@ Status Repository::ListManifests(std::vector<Manifest>* out) {
     LEVEE_RETURN_IF_ERROR(store_->Get(e.key, &stored));
     auto text = DecodeObject(stored, key(), "manifest " + e.key);
     if (!text.ok()) return text.status();
-    auto m = ManifestFromJson(text.value(), "manifest " + e.key);
+    auto m = ManifestFromJson(text.value(), "manifest " + e.key, std::string_view(e.key).substr(8));
     if (!m.ok()) return m.status();
     out->push_back(std::move(m.value()));
   }
@@ -224,6 +239,10 @@ StatusOr<Manifest> Repository::FindManifest(const std::string& id) {
     if (all.empty()) return Status::NotFound("backup repository " + url() + " has no backups yet");
     return all.back();
   }
+  if (!IsBackupId(id)) {
+    return Status::InvalidArgument("'" + id.substr(0, 200) +
+                                   "' is not a backup id (letters, digits, '.', '_', '-'; `levee backup list` shows them)");
+  }
   std::string stored;
   Status st = store_->Get("backups/" + id, &stored);
   if (st.code() == Status::Code::kNotFound) {
@@ -232,10 +251,13 @@ StatusOr<Manifest> Repository::FindManifest(const std::string& id) {
   LEVEE_RETURN_IF_ERROR(st);
   auto text = DecodeObject(stored, key(), "manifest backups/" + id);
   if (!text.ok()) return text.status();
-  return ManifestFromJson(text.value(), "manifest backups/" + id);
+  return ManifestFromJson(text.value(), "manifest backups/" + id, id);
 }
 
-Status Repository::DeleteManifest(const std::string& id) { return store_->Delete("backups/" + id); }
+Status Repository::DeleteManifest(const std::string& id) {
+  if (!IsBackupId(id)) return Status::InvalidArgument("refusing to delete backup '" + id.substr(0, 200) + "': not a backup id");
+  return store_->Delete("backups/" + id);
+}
 
 StatusOr<std::unique_ptr<RepoLock>> Repository::Lock(bool exclusive, int64_t wait_ms, const std::string& what) {
   std::string key = std::string("locks/") + (exclusive ? "exclusive-" : "shared-") + RandomHexBytes(8);

@@ -60,7 +60,12 @@ struct Manifest {
 };
 
 std::string ManifestToJson(const Manifest& m);
-StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& what);
+// what names the object in errors. The manifest's id must be a backup id and
+// equal key_id (the name it is stored under, "backups/<key_id>"); its chunk
+// ids must be object ids and its file paths data-directory paths
+// (backup/names.h): anything else is Corruption, since a planted manifest's
+// names become local paths and store keys on restore and prune.
+StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& what, std::string_view key_id);
 
 struct RepoOptions {
   StoreOptions store;

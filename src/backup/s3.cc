@@ -155,7 +155,7 @@ class S3Store final : public Store {
 
   const std::string& url() const override { return url_; }
 
-  Status Put(const std::string& key, std::string_view data) override {
+  Status DoPut(const std::string& key, std::string_view data) override {
     if (data.size() > options_.multipart_threshold) return PutMultipart(key, data);
     Response r;
     LEVEE_RETURN_IF_ERROR(Request("PUT", key, {}, data, &r));
@@ -164,7 +164,7 @@ class S3Store final : public Store {
     return Status::OK();
   }
 
-  Status Get(const std::string& key, std::string* data) override {
+  Status DoGet(const std::string& key, std::string* data) override {
     Response r;
     LEVEE_RETURN_IF_ERROR(Request("GET", key, {}, {}, &r));
     if (r.status == 404 && XmlFirst(r.body, "Code") != "NoSuchBucket") {
@@ -176,7 +176,7 @@ class S3Store final : public Store {
     return Status::OK();
   }
 
-  StatusOr<bool> Exists(const std::string& key, uint64_t* size) override {
+  StatusOr<bool> DoExists(const std::string& key, uint64_t* size) override {
     Response r;
     LEVEE_RETURN_IF_ERROR(Request("HEAD", key, {}, {}, &r));
     if (r.status == 404) {
@@ -188,7 +188,7 @@ class S3Store final : public Store {
     return true;
   }
 
-  Status List(const std::string& prefix, std::vector<StoreEntry>* out) override {
+  Status DoList(const std::string& prefix, std::vector<StoreEntry>* out) override {
     std::string token;
     std::string full = Join(prefix);
     size_t strip = prefix_.empty() ? 0 : prefix_.size() + 1;
@@ -215,7 +215,7 @@ class S3Store final : public Store {
     return Status::OK();
   }
 
-  Status Delete(const std::string& key) override {
+  Status DoDelete(const std::string& key) override {
     Response r;
     LEVEE_RETURN_IF_ERROR(Request("DELETE", key, {}, {}, &r));
     if (r.status != 204 && r.status != 200 && r.status != 404) return Fail("DELETE", key, r);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "backup/names.h"
 #include "common/file.h"
 
 #include "backup/s3.h"
@@ -31,6 +32,34 @@ void RateLimiter::Take(uint64_t bytes) {
   if (wait > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait));
 }
 
+Status Store::Put(const std::string& key, std::string_view data) {
+  LEVEE_RETURN_IF_ERROR(CheckStoreKey(key, url()));
+  return DoPut(key, data);
+}
+
+Status Store::Get(const std::string& key, std::string* data) {
+  LEVEE_RETURN_IF_ERROR(CheckStoreKey(key, url()));
+  return DoGet(key, data);
+}
+
+StatusOr<bool> Store::Exists(const std::string& key, uint64_t* size) {
+  LEVEE_RETURN_IF_ERROR(CheckStoreKey(key, url()));
+  return DoExists(key, size);
+}
+
+Status Store::List(const std::string& prefix, std::vector<StoreEntry>* out) {
+  if (!prefix.empty()) {
+    if (prefix.back() != '/') return Status::InvalidArgument("repository " + url() + ": list prefix '" + prefix + "' must end in '/'");
+    LEVEE_RETURN_IF_ERROR(CheckStoreKey(std::string_view(prefix).substr(0, prefix.size() - 1), url()));
+  }
+  return DoList(prefix, out);
+}
+
+Status Store::Delete(const std::string& key) {
+  LEVEE_RETURN_IF_ERROR(CheckStoreKey(key, url()));
+  return DoDelete(key);
+}
+
 namespace {
 
 Status ErrnoStatus(const std::string& what, int err) {
@@ -46,7 +75,7 @@ class FileStore final : public Store {
       : url_(std::move(url)), root_(std::move(root)), direct_(direct) {}
   const std::string& url() const override { return url_; }
 
-  Status Put(const std::string& key, std::string_view data) override {
+  Status DoPut(const std::string& key, std::string_view data) override {
     fs::path p = fs::path(root_) / key;
     std::error_code ec;
     fs::create_directories(p.parent_path(), ec);
@@ -94,7 +123,7 @@ class FileStore final : public Store {
     return Status::OK();
   }
 
-  Status Get(const std::string& key, std::string* data) override {
+  Status DoGet(const std::string& key, std::string* data) override {
     fs::path p = fs::path(root_) / key;
     int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -120,7 +149,7 @@ class FileStore final : public Store {
     return Status::OK();
   }
 
-  StatusOr<bool> Exists(const std::string& key, uint64_t* size) override {
+  StatusOr<bool> DoExists(const std::string& key, uint64_t* size) override {
     struct stat st;
     fs::path p = fs::path(root_) / key;
     if (::stat(p.c_str(), &st) != 0) {
@@ -131,7 +160,7 @@ class FileStore final : public Store {
     return true;
   }
 
-  Status List(const std::string& prefix, std::vector<StoreEntry>* out) override {
+  Status DoList(const std::string& prefix, std::vector<StoreEntry>* out) override {
     // prefix is a directory here ("objects/", "backups/", "locks/").
     fs::path dir = fs::path(root_) / prefix;
     std::error_code ec;
@@ -147,7 +176,7 @@ class FileStore final : public Store {
     return Status::OK();
   }
 
-  Status Delete(const std::string& key) override {
+  Status DoDelete(const std::string& key) override {
     fs::path p = fs::path(root_) / key;
     if (::unlink(p.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("repository " + url_ + ": cannot delete " + p.string(), errno);
     return Status::OK();

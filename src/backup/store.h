@@ -58,14 +58,19 @@ class Store {
   virtual ~Store() = default;
   // The repository URL as given, for messages.
   virtual const std::string& url() const = 0;
-  virtual Status Put(const std::string& key, std::string_view data) = 0;
+
+  // Every call that takes a key refuses one that is not a store key
+  // (backup/names.h) with InvalidArgument before touching disk or network:
+  // keys can come from a repository's own listings and manifests.
+  Status Put(const std::string& key, std::string_view data);
   // NotFound when the key does not exist.
-  virtual Status Get(const std::string& key, std::string* data) = 0;
+  Status Get(const std::string& key, std::string* data);
   // Whether key exists; *size gets its size when it does.
-  virtual StatusOr<bool> Exists(const std::string& key, uint64_t* size) = 0;
-  virtual Status List(const std::string& prefix, std::vector<StoreEntry>* out) = 0;
+  StatusOr<bool> Exists(const std::string& key, uint64_t* size);
+  // prefix: "" or a key followed by '/'.
+  Status List(const std::string& prefix, std::vector<StoreEntry>* out);
   // Deleting a key that does not exist is not an error.
-  virtual Status Delete(const std::string& key) = 0;
+  Status Delete(const std::string& key);
   // Makes every Put so far durable (a directory store writes objects
   // without fsync and syncs the file system once, before the manifest).
   virtual Status Flush() { return Status::OK(); }
@@ -75,6 +80,13 @@ class Store {
   uint64_t bytes_received() const { return received_.load(); }
 
  protected:
+  // The implementations, called with checked keys.
+  virtual Status DoPut(const std::string& key, std::string_view data) = 0;
+  virtual Status DoGet(const std::string& key, std::string* data) = 0;
+  virtual StatusOr<bool> DoExists(const std::string& key, uint64_t* size) = 0;
+  virtual Status DoList(const std::string& prefix, std::vector<StoreEntry>* out) = 0;
+  virtual Status DoDelete(const std::string& key) = 0;
+
   std::atomic<uint64_t> sent_{0}, received_{0};
 };
 

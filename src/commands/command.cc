@@ -25,6 +25,22 @@ const Spec* CommandTable::Find(std::string_view name) const {
   return it == specs_.end() ? nullptr : &it->second;
 }
 
+Status CommandTable::Disable(std::string_view name) {
+  std::string lower = ToLower(name);
+  auto it = specs_.find(lower);
+  if (it == specs_.end()) {
+    return Status::InvalidArgument("disabled-commands names '" + std::string(name) +
+                                   "', which is not a levee command (COMMAND LIST shows them)");
+  }
+  it->second.flags |= kDisabled;
+  return Status::OK();
+}
+
+std::string DisabledError(std::string_view cmd) {
+  return "ERR command '" + ToLower(cmd.substr(0, 64)) +
+         "' is disabled on this server (disabled-commands); ask its operator to enable it";
+}
+
 void ClientRegistry::Add(const std::shared_ptr<ClientState>& c) {
   std::lock_guard<std::mutex> l(mu_);
   clients_[c->id] = c;

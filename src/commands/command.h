@@ -50,6 +50,11 @@ enum Flag : uint32_t {
   kOnWriter = 1 << 7,    // runs on the writer thread though it writes nothing itself (EXEC, WATCH)
   kLogged = 1 << 8,      // runs on the writer and may log a record that changes no data (PUBLISH)
   kPubSubContext = 1 << 9,  // allowed to a RESP2 client in subscribed mode
+  // Can stall the server, lose data or change who it trusts (Redis' ACL
+  // category @dangerous): FLUSHALL, CONFIG, DEBUG, BACKUP, REPLICAOF... What
+  // per-client permissions (ACL users) will hang on; COMMAND INFO lists it.
+  kDangerous = 1 << 10,
+  kDisabled = 1 << 11,  // refused from every client (disabled-commands); set at start-up
 };
 
 struct CommandContext;
@@ -74,6 +79,9 @@ class CommandTable {
   void Add(Spec spec);
   // Case-insensitive; nullptr when unknown.
   const Spec* Find(std::string_view name) const;
+  // Marks a command kDisabled (disabled-commands); InvalidArgument naming it
+  // when there is no such command.
+  Status Disable(std::string_view name);
   const std::map<std::string, Spec, std::less<>>& all() const { return specs_; }
 
  private:
@@ -87,10 +95,12 @@ class CommandTable {
 struct ClientState {
   uint64_t id = 0;
   std::string addr, laddr;
+  bool local = false;  // connected from a loopback address (server/connection.h IsLoopback)
   int64_t created_ms = 0;
   std::atomic<int64_t> last_active_ms{0};
   std::atomic<int> protocol{2};
   std::atomic<bool> authenticated{false};
+  bool auth_failed = false;  // set by a failed AUTH/HELLO AUTH; the io layer then pauses the connection
   std::atomic<bool> close_after_reply{false};
   std::atomic<size_t> qbuf{0}, omem{0};
   std::atomic<uint64_t> commands{0};
@@ -223,7 +233,11 @@ class Services {
   virtual bool LoadCursor(uint64_t cursor, std::string* next_key) = 0;
   // Whether a password is configured, and checking one.
   virtual bool RequiresPassword() = 0;
+  // In time independent of the password's content and length.
   virtual bool CheckPassword(std::string_view password) = 0;
+  // A wrong password from client (as user): counted, logged rate-limited
+  // (never the password).
+  virtual void RecordAuthFailure(const ClientState& client, std::string_view user) = 0;
   // Waits (at most 200 ms) until the key count includes every applied write.
   virtual void SettleKeyCount() = 0;
   virtual std::atomic<uint64_t>& expired_keys() = 0;
@@ -268,6 +282,8 @@ inline constexpr std::string_view kErrNotFloat = "ERR value is not a valid float
 inline constexpr std::string_view kErrWrongType =
     "WRONGTYPE Operation against a key holding the wrong kind of value";
 inline constexpr std::string_view kErrNoAuth = "NOAUTH Authentication required.";
+// The reply to a command in disabled-commands.
+std::string DisabledError(std::string_view cmd);
 std::string WrongArgsError(std::string_view cmd);
 
 // Parsing helpers with Redis' strictness.

@@ -347,11 +347,11 @@ void RegisterKeyFamily(CommandTable* t) {
       [](CommandContext& c, std::vector<std::string>& a) { Rename(c, a, false); });
   add("renamenx", 3, W | F, 1, 2, 1, "Renames a key only when the new name does not exist.",
       [](CommandContext& c, std::vector<std::string>& a) { Rename(c, a, true); });
-  add("keys", 2, R, 0, 0, 0, "Returns all key names that match a pattern.", Keys);
+  add("keys", 2, R | kDangerous, 0, 0, 0, "Returns all key names that match a pattern.", Keys);
   add("scan", -2, R, 0, 0, 0, "Iterates over key names in key order.", Scan);
   add("dbsize", 1, R | F, 0, 0, 0, "Returns the number of keys.", DbSize);
-  add("flushdb", -1, W, 0, 0, 0, "Removes all keys.", Flush);
-  add("flushall", -1, W, 0, 0, 0, "Removes all keys.", Flush);
+  add("flushdb", -1, W | kDangerous, 0, 0, 0, "Removes all keys.", Flush);
+  add("flushall", -1, W | kDangerous, 0, 0, 0, "Removes all keys.", Flush);
   add("pkscanrange", -4, R, 0, 0, 0, "Returns keys in an ordered range [start, end].",
       [](CommandContext& c, std::vector<std::string>& a) { PkScanRange(c, a, false); });
   add("pkrscanrange", -4, R, 0, 0, 0, "Returns keys in an ordered range, walking downwards from start to end.",

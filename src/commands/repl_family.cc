@@ -87,12 +87,12 @@ void RegisterReplicationFamily(CommandTable* t) {
   auto add = [t](std::string name, int arity, uint32_t flags, std::string summary, Handler h) {
     t->Add(Spec{std::move(name), arity, flags, 0, 0, 0, "replication", std::move(summary), std::move(h)});
   };
-  add("replicaof", 3, kAdmin, "Makes this server a replica of another, or (NO ONE) a primary.", ReplicaOf);
-  add("slaveof", 3, kAdmin, "Old name of REPLICAOF.", ReplicaOf);
+  add("replicaof", 3, kAdmin | kDangerous, "Makes this server a replica of another, or (NO ONE) a primary.", ReplicaOf);
+  add("slaveof", 3, kAdmin | kDangerous, "Old name of REPLICAOF.", ReplicaOf);
   add("role", 1, kFast, "Returns the replication role and its state.", Role);
-  add("replconf", -1, kAdmin | kNoQueue, "Replica handshake: listening port, capabilities, identity.", Replconf);
-  add("psync", 3, kAdmin | kNoQueue, "Starts a replication stream from a log offset.", Psync);
-  add("sync", 1, kAdmin | kNoQueue, "Refused: levee replicas use PSYNC.", Sync);
+  add("replconf", -1, kAdmin | kNoQueue | kDangerous, "Replica handshake: listening port, capabilities, identity.", Replconf);
+  add("psync", 3, kAdmin | kNoQueue | kDangerous, "Starts a replication stream from a log offset.", Psync);
+  add("sync", 1, kAdmin | kNoQueue | kDangerous, "Refused: levee replicas use PSYNC.", Sync);
   // On the writer: it knows the caller's last write and holds the reply
   // until replicas acked it.
   add("wait", 3, kOnWriter, "Waits until replicas acknowledged the caller's writes.", Wait);

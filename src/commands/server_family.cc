@@ -67,7 +67,9 @@ bool Authenticate(CommandContext& ctx, std::string_view user, std::string_view p
         "Are you sure your configuration is correct?");
     return false;
   }
-  if (user != "default" || !ctx.services.CheckPassword(pass)) {
+  if (!ctx.services.CheckPassword(pass) || user != "default") {
+    ctx.services.RecordAuthFailure(*ctx.client, user);
+    ctx.client->auth_failed = true;
     ctx.reply.Error("WRONGPASS invalid username-password pair or user is disabled.");
     return false;
   }
@@ -186,8 +188,11 @@ void CommandInfoEntry(CommandContext& ctx, const Spec& s) {
   ctx.reply.Integer(s.first_key);
   ctx.reply.Integer(s.last_key);
   ctx.reply.Integer(s.key_step);
-  ctx.reply.SetHeader(1);
-  ctx.reply.SimpleString("@" + s.group);
+  std::vector<std::string> categories = {"@" + s.group};
+  if (s.flags & kAdmin) categories.push_back("@admin");
+  if (s.flags & kDangerous) categories.push_back("@dangerous");
+  ctx.reply.SetHeader(categories.size());
+  for (const auto& c : categories) ctx.reply.SimpleString(c);
   ctx.reply.ArrayHeader(0);  // tips
   ctx.reply.ArrayHeader(0);  // key specs
   ctx.reply.ArrayHeader(0);  // subcommands
@@ -462,6 +467,15 @@ void Debug(CommandContext& ctx, std::vector<std::string>& a) {
     }
     return;
   }
+  // Everything below can stall the server: gated as Redis gates DEBUG.
+  std::string allowed = ctx.services.config().GetString("enable-debug-command");
+  if (allowed == "no" || (allowed == "local" && !ctx.client->local)) {
+    return ctx.reply.Error(
+        "ERR DEBUG " + sub.substr(0, 32) +
+        " not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local "
+        "connection, otherwise you need to set this option in the configuration file (enable-debug-command: yes "
+        "or local), and then restart the server. DEBUG DIGEST and DIGEST-VALUE are always allowed.");
+  }
   if (sub == "sleep" && a.size() == 3) {
     double secs;
     if (!ParseDouble(a[2], &secs) || secs < 0 || secs > 3600) return ctx.reply.Error(kErrNotFloat);
@@ -498,18 +512,18 @@ void RegisterServerFamily(CommandTable* t) {
   add("auth", -2, F | NA | C, "connection", "Authenticates the connection.", Auth);
   add("hello", -1, F | NA | C, "connection", "Chooses the protocol version and authenticates.", Hello);
   add("select", 2, F | C, "connection", "Selects the database (levee has database 0 only).", Select);
-  add("client", -2, A | C, "connection", "Inspects and manages client connections.", Client);
+  add("client", -2, A | C | kDangerous, "connection", "Inspects and manages client connections.", Client);
   add("time", 1, F, "server", "Returns the server time.", Time);
-  add("shutdown", -1, A | kNoQueue, "server", "Stops the server gracefully, as SIGTERM does.", Shutdown);
+  add("shutdown", -1, A | kNoQueue | kDangerous, "server", "Stops the server gracefully, as SIGTERM does.", Shutdown);
   add("info", -1, 0, "server", "Returns information and statistics about the server.", Info);
   add("command", -1, 0, "server", "Returns information about commands.", Command);
-  add("config", -2, A, "server", "Reads and changes settings at run time.", Config);
+  add("config", -2, A | kDangerous, "server", "Reads and changes settings at run time.", Config);
   // On the writer thread, as Redis runs DEBUG on its main thread: DIGEST sees
   // a state between groups, and SLEEP stalls writes (liveness tests).
   add("script", -2, 0, "scripting", "SCRIPT KILL answers NOTBUSY: levee runs no scripts.", Script);
-  add("backup", -2, A, "server", "Checkpoints for `levee backup` (OPEN, READ, DIGEST, CLOSE), FREEZE/THAW, RUN, STATUS.",
+  add("backup", -2, A | kDangerous, "server", "Checkpoints for `levee backup` (OPEN, READ, DIGEST, CLOSE), FREEZE/THAW, RUN, STATUS.",
       [](CommandContext& ctx, std::vector<std::string>& a) { ctx.services.backups().Handle(a, ctx.reply); });
-  add("debug", -2, A | kOnWriter, "server", "Debugging commands (DIGEST, DIGEST-VALUE, SLEEP).", Debug);
+  add("debug", -2, A | kOnWriter | kDangerous, "server", "Debugging commands (DIGEST, DIGEST-VALUE, SLEEP).", Debug);
 }
 
 }  // namespace levee::commands

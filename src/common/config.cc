@@ -30,6 +30,15 @@ std::vector<Config::Entry> MakeTable() {
        "when the write-ahead log is fsynced: before every reply (always), once a second, or by the OS"},
       {"requirepass-file", T::kString, "", 0, 0, {}, false,
        "file whose first line is the password clients must AUTH with (empty: no password)"},
+      {"protected-mode", T::kBool, "yes", 0, 0, {}, true,
+       "with no password set, accept clients only from loopback addresses (127.0.0.0/8, ::1); others get -DENIED "
+       "(as Redis). Set a password (requirepass-file) or turn this off to serve other hosts"},
+      {"enable-debug-command", T::kEnum, "no", 0, 0, {"no", "local", "yes"}, false,
+       "DEBUG subcommands that can stall the server (SLEEP): refused (no), allowed from loopback clients only "
+       "(local), or from any client (yes). The read-only DEBUG DIGEST and DIGEST-VALUE are always allowed"},
+      {"disabled-commands", T::kString, "", 0, 0, {}, false,
+       "comma-separated commands this server refuses from every client (e.g. flushall,config,debug), as Redis' "
+       "rename-command NAME \"\" does; replication, backups and Sentinel need their own commands left enabled"},
       {"io-threads", T::kInt, "0", 0, 256, {}, false, "network threads (0: one per usable CPU: affinity and cgroup CPU limit)"},
       {"maxclients", T::kInt, "10000", 1, 1000000, {}, true, "most client connections at once"},
       {"block-cache-mb", T::kInt, "128", 1, 1 << 20, {}, false, "LevelDB block cache size in MiB"},
@@ -153,6 +162,12 @@ std::vector<Config::Entry> MakeTable() {
        "S3 endpoint (http[s]://host[:port]) when the repository URL has none (default: AWS, or GCS for gs://)"},
       {"backup-s3-region", T::kString, "", 0, 0, {}, false,
        "S3 region when the URL has none (default: AWS_REGION, AWS_DEFAULT_REGION, else us-east-1; auto for GCS)"},
+      {"backup-freeze-max-seconds", T::kInt, "300", 1, 3600, {}, true,
+       "longest BACKUP FREEZE (levee backup freeze --timeout) a client may ask for; writes thaw by themselves after it"},
+      {"backup-max-leases", T::kInt, "4", 1, 1000, {}, true,
+       "most checkpoints lent at once to `levee backup create --server` (BACKUP OPEN); each pins the files it names"},
+      {"backup-lease-max-seconds", T::kInt, "86400", 60, INT64_C(1) << 31, {}, true,
+       "a lent checkpoint is dropped this long after it was taken, even while in use (an idle one after two minutes)"},
       {"backup-digest", T::kBool, "yes", 0, 0, {}, true,
        "record DEBUG DIGEST at each backup's barrier (one extra read of the data) so verify --deep can compare"},
   };

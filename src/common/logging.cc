@@ -74,4 +74,22 @@ void Log(Severity s, const std::string& component, const std::string& message, c
   std::fflush(stdout);
 }
 
+bool RateLimit::Allow(uint64_t* suppressed) {
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch()).count();
+  std::lock_guard<std::mutex> l(mu_);
+  if (now - window_start_ms_ >= 60000) {
+    window_start_ms_ = now;
+    in_window_ = 0;
+  }
+  if (in_window_ >= per_minute_) {
+    suppressed_++;
+    return false;
+  }
+  in_window_++;
+  if (suppressed) *suppressed = suppressed_;
+  suppressed_ = 0;
+  return true;
+}
+
 }  // namespace levee::logging

@@ -8,6 +8,8 @@
 // Thread-safe: a line is written whole under a lock.
 #pragma once
 
+#include <cstdint>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -33,5 +35,24 @@ inline void Warn(const std::string& c, const std::string& m, const nlohmann::jso
 inline void Error(const std::string& c, const std::string& m, const nlohmann::json& f = nlohmann::json::object()) {
   Log(Severity::kError, c, m, f);
 }
+
+// For lines a client can cause (a failed AUTH, a protocol error, a refused
+// connection): lets at most `per_minute` lines of one kind through each
+// minute, so a hostile client cannot flood the log. Thread-safe.
+class RateLimit {
+ public:
+  explicit RateLimit(int per_minute) : per_minute_(per_minute) {}
+  // True when a line may be written now; then *suppressed (if given) is how
+  // many lines of this kind were held back since the last one written, for
+  // the line to report.
+  bool Allow(uint64_t* suppressed = nullptr);
+
+ private:
+  const int per_minute_;
+  std::mutex mu_;
+  int64_t window_start_ms_ = 0;
+  int in_window_ = 0;
+  uint64_t suppressed_ = 0;
+};
 
 }  // namespace levee::logging

@@ -19,7 +19,6 @@ namespace levee::server {
 namespace {
 
 constexpr int64_t kLeaseIdleMs = 120 * 1000;
-constexpr int64_t kMaxFreezeSeconds = 3600;
 constexpr size_t kMaxRead = 64 << 20;
 
 int64_t WallMs() {
@@ -259,8 +258,13 @@ void BackupService::Schedule() {
     if (stopping_) break;
     now = WallMs();
     for (auto it = leases_.begin(); it != leases_.end();) {
+      const int64_t max_ms = server_->config().GetInt("backup-lease-max-seconds") * 1000;
       if (now - it->second.last_used_ms > kLeaseIdleMs) {
         logging::Warn("backup", "dropped a checkpoint lease nobody used for two minutes", {{"lease", it->first}});
+        it = leases_.erase(it);
+      } else if (now - it->second.taken_ms > max_ms) {
+        logging::Warn("backup", "dropped a checkpoint lease held longer than backup-lease-max-seconds",
+                      {{"lease", it->first}, {"max_seconds", max_ms / 1000}});
         it = leases_.erase(it);
       } else {
         ++it;
@@ -417,6 +421,11 @@ void BackupService::Open(const std::vector<std::string>& a, resp::ReplyBuilder& 
   {
     std::lock_guard<std::mutex> l(mu_);
     if (suspended_) return rb.Error("BUSY a full resync is replacing the database; try again when it is done");
+    const int64_t max_leases = server_->config().GetInt("backup-max-leases");
+    if (static_cast<int64_t>(leases_.size()) >= max_leases) {
+      return rb.Error("BUSY " + std::to_string(leases_.size()) + " checkpoints are already lent (backup-max-leases " +
+                      std::to_string(max_leases) + "); wait for a backup to finish (BACKUP CLOSE), or raise the setting");
+    }
   }
   auto taken = backup::CheckpointLease::Take(
       &server_->engine(), &server_->log(), server_->data_dir(), server_->instance_id(),
@@ -444,7 +453,7 @@ void BackupService::Open(const std::vector<std::string>& a, resp::ReplyBuilder& 
                  {"files", info.files.size()}});
   std::lock_guard<std::mutex> l(mu_);
   std::string id = lease->id();
-  leases_[id] = Lease{std::shared_ptr<backup::CheckpointLease>(std::move(lease)), WallMs()};
+  leases_[id] = Lease{std::shared_ptr<backup::CheckpointLease>(std::move(lease)), WallMs(), WallMs()};
 }
 
 void BackupService::Freeze(int64_t seconds, resp::ReplyBuilder& rb) {
@@ -542,8 +551,10 @@ void BackupService::Handle(const std::vector<std::string>& a, resp::ReplyBuilder
   }
   if (sub == "freeze" && a.size() <= 3) {
     int64_t secs = 60;
-    if (a.size() == 3 && (!commands::ParseInt64(a[2], &secs) || secs < 1 || secs > kMaxFreezeSeconds)) {
-      return rb.Error("ERR BACKUP FREEZE takes the most seconds to hold writes, 1 to 3600");
+    const int64_t max_secs = server_->config().GetInt("backup-freeze-max-seconds");
+    if (a.size() == 3 && (!commands::ParseInt64(a[2], &secs) || secs < 1 || secs > max_secs)) {
+      return rb.Error("ERR BACKUP FREEZE takes the most seconds to hold writes, 1 to " + std::to_string(max_secs) +
+                      " (backup-freeze-max-seconds)");
     }
     mu_.unlock();
     Freeze(secs, rb);

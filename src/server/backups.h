@@ -51,6 +51,7 @@ class BackupService final : public commands::Backups {
   struct Lease {
     std::shared_ptr<backup::CheckpointLease> lease;  // a READ may use it while CLOSE drops it
     int64_t last_used_ms = 0;
+    int64_t taken_ms = 0;  // dropped backup-lease-max-seconds after this, used or not
   };
   void Open(const std::vector<std::string>& a, resp::ReplyBuilder& rb);
   void Freeze(int64_t seconds, resp::ReplyBuilder& rb);

@@ -14,6 +14,18 @@ namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kMaxReadChunk = 1 << 20;
+// Output an unauthenticated client may leave unread (Redis' figure): a
+// client that never reads and never authenticates must not grow memory.
+constexpr size_t kUnauthOutputLimit = 1024;
+// Each failed AUTH holds the connection's next command back this long.
+constexpr auto kFailedAuthPause = std::chrono::milliseconds(100);
+
+// Each io thread reads into one buffer shared by its connections: an idle
+// connection holds none.
+char* SharedReadBuffer() {
+  thread_local std::unique_ptr<char[]> buf(new char[kReadChunk]);
+  return buf.get();
+}
 
 std::string Endpoint(const asio::ip::tcp::endpoint& e) {
   std::string a = e.address().to_string();
@@ -22,6 +34,13 @@ std::string Endpoint(const asio::ip::tcp::endpoint& e) {
 }
 
 }  // namespace
+
+bool IsLoopback(const asio::ip::address& a) {
+  if (a.is_v4()) return (a.to_v4().to_uint() >> 24) == 127;
+  const auto v6 = a.to_v6();
+  if (v6.is_loopback()) return true;
+  return v6.is_v4_mapped() && (asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_uint() >> 24) == 127;
+}
 
 Connection::Connection(Server* server, asio::ip::tcp::socket socket)
     : server_(server), socket_(std::move(socket)), parser_(server->limits()) {
@@ -34,9 +53,11 @@ Connection::Connection(Server* server, asio::ip::tcp::socket socket)
   if (!ec) state_->laddr = Endpoint(local);
   state_->created_ms = NowMs();
   state_->last_active_ms = state_->created_ms;
+  state_->local = !ec && IsLoopback(remote.address());
   state_->authenticated = !server_->RequiresPassword();
   parser_.set_authenticated(state_->authenticated);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);
 }
 
 Connection::~Connection() { server_->ClientClosed(); }
@@ -63,36 +84,57 @@ void Connection::Start() {
 
 void Connection::DoRead() {
   if (closed_ || reading_ || state_->handoff) return;
-  // Move the unparsed bytes to the front once the parsed prefix dominates.
-  if (in_pos_ > 0 && (in_pos_ == in_len_ || in_pos_ > in_len_ / 2)) {
-    std::memmove(in_.data(), in_.data() + in_pos_, in_len_ - in_pos_);
-    in_len_ -= in_pos_;
-    in_pos_ = 0;
-  }
-  size_t chunk = std::min(std::max(kReadChunk, parser_.bulk_bytes_wanted()), kMaxReadChunk);
-  // Only bytes [0, in_len_) are data; the rest of in_ is room for this read.
-  // The parser never looks past in_len_, and in_ is not resized while a read
-  // is outstanding, so the pointer handed to asio stays valid.
-  if (in_.size() < in_len_ + chunk) in_.resize(in_len_ + chunk);
   reading_ = true;
   auto self = shared_from_this();
-  socket_.async_read_some(asio::buffer(in_.data() + in_len_, chunk),
-                          [this, self](const asio::error_code& ec, size_t n) {
-                            in_len_ += n;
-                            OnRead(ec, n);
-                          });
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [this, self](const asio::error_code& ec) { OnReadable(ec); });
 }
 
-void Connection::OnRead(const asio::error_code& ec, size_t n) {
+void Connection::OnReadable(const asio::error_code& wait_ec) {
   reading_ = false;
   if (closed_) return;
+  if (wait_ec) {
+    Close(wait_ec.message());
+    return;
+  }
+  size_t chunk = std::min(std::max(kReadChunk, parser_.bulk_bytes_wanted()), kMaxReadChunk);
+  // The shared buffer when nothing is left over from before and no large
+  // bulk is coming; else the connection's own buffer, which keeps the bytes.
+  const bool shared = in_pos_ == in_len_ && chunk == kReadChunk;
+  char* dst;
+  if (shared) {
+    in_pos_ = in_len_ = 0;
+    dst = SharedReadBuffer();
+  } else {
+    // Move the unparsed bytes to the front once the parsed prefix dominates.
+    if (in_pos_ > 0 && (in_pos_ == in_len_ || in_pos_ > in_len_ / 2)) {
+      std::memmove(in_.data(), in_.data() + in_pos_, in_len_ - in_pos_);
+      in_len_ -= in_pos_;
+      in_pos_ = 0;
+    }
+    if (in_.size() < in_len_ + chunk) in_.resize(in_len_ + chunk);
+    dst = in_.data() + in_len_;
+  }
+  asio::error_code ec;
+  size_t n = socket_.read_some(asio::buffer(dst, chunk), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    DoRead();
+    return;
+  }
   if (ec) {
     Close(ec == asio::error::eof ? "" : ec.message());
     return;
   }
+  if (shared) {
+    ext_ = dst;
+    ext_pos_ = 0;
+    ext_len_ = n;
+  } else {
+    in_len_ += n;
+  }
   server_->stats().net_input_bytes += n;
   state_->last_active_ms = NowMs();
-  Process();
+  Process();  // leaves no byte in the shared buffer (KeepUnparsed)
   size_t qbuf = in_len_ - in_pos_ + parser_.buffered_bytes();
   state_->qbuf = qbuf;
   if (closed_) return;
@@ -103,12 +145,25 @@ void Connection::OnRead(const asio::error_code& ec, size_t n) {
     Close("query buffer limit");
     return;
   }
-  // Shrink a buffer a big request grew once it is drained.
-  if (in_pos_ == in_len_ && in_.size() > 4 * kMaxReadChunk) {
+  // Drop the connection's own buffer once it is drained: an idle
+  // connection keeps none.
+  if (in_pos_ == in_len_) {
     in_pos_ = in_len_ = 0;
-    std::string().swap(in_);
+    if (!in_.empty()) std::string().swap(in_);
   }
   if (!protocol_error_) DoRead();
+}
+
+void Connection::KeepUnparsed() {
+  if (ext_ == nullptr) return;
+  if (ext_pos_ < ext_len_) {
+    // in_ is empty whenever the shared buffer is used.
+    in_.assign(ext_ + ext_pos_, ext_len_ - ext_pos_);
+    in_pos_ = 0;
+    in_len_ = in_.size();
+  }
+  ext_ = nullptr;
+  ext_pos_ = ext_len_ = 0;
 }
 
 void Connection::Process() {
@@ -116,6 +171,7 @@ void Connection::Process() {
   // full resync swaps them under the exclusive lock).
   std::shared_lock<std::shared_mutex> data_lock(server_->data_mutex());
   while (!closed_ && !waiting_ && !protocol_error_ && !state_->close_after_reply && !state_->handoff) {
+    resp::RequestParser::Result r;
     if (has_held_) {
       has_held_ = false;
       std::vector<std::string> args = std::move(held_);
@@ -123,8 +179,14 @@ void Connection::Process() {
       continue;
     }
     size_t consumed = 0;
-    auto r = parser_.Parse(std::string_view(in_.data() + in_pos_, in_len_ - in_pos_), &consumed);
-    in_pos_ += consumed;
+    if (ext_ != nullptr) {
+      auto r0 = parser_.Parse(std::string_view(ext_ + ext_pos_, ext_len_ - ext_pos_), &consumed);
+      ext_pos_ += consumed;
+      r = r0;
+    } else {
+      r = parser_.Parse(std::string_view(in_.data() + in_pos_, in_len_ - in_pos_), &consumed);
+      in_pos_ += consumed;
+    }
     if (r == resp::RequestParser::Result::kNeedMore) break;
     if (r == resp::RequestParser::Result::kError) {
       SubmitPending();  // writes parsed before the error still run, in order
@@ -136,7 +198,12 @@ void Connection::Process() {
         AppendOutput("-ERR Protocol error: " + parser_.error() + "\r\n");
         state_->close_after_reply = true;
       }
-      logging::Info("net", "protocol error; closing client", {{"client", state_->addr}, {"error", parser_.error()}});
+      static logging::RateLimit limit(10);
+      uint64_t suppressed = 0;
+      if (limit.Allow(&suppressed)) {
+        logging::Warn("net", "protocol error; closing client",
+                      {{"client", state_->addr}, {"error", parser_.error()}, {"suppressed_since_last", suppressed}});
+      }
       break;
     }
     auto& args = parser_.args();
@@ -145,6 +212,7 @@ void Connection::Process() {
   }
   if (!waiting_) SubmitPending();
   data_lock.unlock();
+  KeepUnparsed();
   Flush();
 }
 
@@ -152,6 +220,7 @@ bool Connection::RoutesToWriter(const commands::Spec* spec, const std::vector<st
   if (spec == nullptr || !(spec->flags & (commands::kWrite | commands::kOnWriter | commands::kLogged))) return false;
   if (!spec->ArityOk(args.size())) return false;
   if (!state_->authenticated && !(spec->flags & commands::kNoAuth)) return false;
+  if (spec->flags & commands::kDisabled) return false;
   if (state_->in_multi && !(spec->flags & commands::kNoQueue)) return false;
   return true;
 }
@@ -213,6 +282,10 @@ void Connection::RunInline(const commands::Spec* spec, std::vector<std::string>&
   } else if (!state_->authenticated && !(spec->flags & commands::kNoAuth)) {
     rb.Error(commands::kErrNoAuth);
     RecordRejected(*server_, spec, std::string_view(out_).substr(before));
+  } else if (spec->flags & commands::kDisabled) {
+    if (state_->in_multi) state_->multi_error = true;
+    rb.Error(commands::DisabledError(args[0]));
+    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
   } else if (!spec->ArityOk(args.size())) {
     if (state_->in_multi) state_->multi_error = true;
     rb.Error(commands::WrongArgsError(args[0]));
@@ -231,7 +304,27 @@ void Connection::RunInline(const commands::Spec* spec, std::vector<std::string>&
     spec->handler(ctx, args);
     RecordCommand(*server_, *spec, args, *state_, start, std::string_view(out_).substr(before));
     if (state_->authenticated) parser_.set_authenticated(true);
+    if (state_->auth_failed) {
+      state_->auth_failed = false;
+      PauseAfterFailedAuth();
+    }
   }
+  largest_reply_ = std::max(largest_reply_, out_.size() - before);
+}
+
+void Connection::PauseAfterFailedAuth() {
+  // Guessing passwords costs 100 ms per guess on a connection (Redis does
+  // not slow them at all); the reply itself goes out at once.
+  if (!auth_pause_) auth_pause_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+  waiting_ = true;
+  auth_pause_->expires_after(kFailedAuthPause);
+  auto self = shared_from_this();
+  auth_pause_->async_wait([this, self](const asio::error_code&) {
+    waiting_ = false;
+    if (closed_) return;
+    Process();
+    if (!closed_ && !reading_ && !protocol_error_) DoRead();
+  });
 }
 
 void Connection::HandOff() {
@@ -284,16 +377,30 @@ void Connection::OnJobDone(WriteJob& job) {
   if (!closed_ && !reading_ && !protocol_error_) DoRead();
 }
 
-void Connection::AppendOutput(std::string_view s) { out_.append(s); }
+void Connection::AppendOutput(std::string_view s) {
+  out_.append(s);
+  largest_reply_ = std::max(largest_reply_, s.size());
+}
 
 void Connection::Flush() {
   if (closed_) return;
   size_t pending = out_.size() + sending_.size();
   state_->omem = pending;
-  if (pending > server_->output_buffer_limit()) {
+  // The largest reply pending is not counted: one reply is never too big by
+  // itself (a value the server let in must be readable); what is limited is
+  // what a client leaves unread besides it.
+  const bool authenticated = state_->authenticated;
+  const size_t limit = authenticated ? server_->output_buffer_limit() : kUnauthOutputLimit;
+  if (pending - std::min(pending, largest_reply_) > limit) {
     server_->stats().output_limit_disconnects++;
-    logging::Warn("net", "closing client: output buffer limit reached (client-output-buffer-limit)",
-                  {{"client", state_->addr}, {"omem", pending}});
+    static logging::RateLimit log_limit(10);
+    uint64_t suppressed = 0;
+    if (log_limit.Allow(&suppressed)) {
+      logging::Warn("net",
+                    authenticated ? "closing client: output buffer limit reached (client-output-buffer-limit)"
+                                  : "closing unauthenticated client: it left more than 1 KiB of replies unread",
+                    {{"client", state_->addr}, {"omem", pending}, {"suppressed_since_last", suppressed}});
+    }
     Close("output buffer limit");
     return;
   }
@@ -320,7 +427,8 @@ void Connection::OnWritten(const asio::error_code& ec, size_t n) {
   }
   server_->stats().net_output_bytes += n;
   sending_.clear();
-  if (sending_.capacity() > (1 << 20)) std::string().swap(sending_);
+  if (sending_.capacity() > kReadChunk) std::string().swap(sending_);
+  if (out_.empty()) largest_reply_ = 0;
   state_->omem = out_.size();
   Flush();
 }

@@ -157,6 +157,8 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "total_error_replies_protocol", stats_.protocol_errors.load());
     line(o, "client_output_buffer_limit_disconnections", stats_.output_limit_disconnects.load());
     line(o, "client_query_buffer_limit_disconnections", stats_.query_limit_disconnects.load());
+    line(o, "denied_connections_protected_mode", stats_.denied_connections.load());
+    line(o, "auth_failures", stats_.auth_failures.load());
   } else if (name == "replication") {
     return repl_->InfoSection();
   } else if (name == "cpu") {

@@ -127,6 +127,11 @@ void Server::RegisterMetrics() {
                       Type::kCounter, [this] { return static_cast<double>(stats_.connections_received.load()); }));
   reg.Register(Simple("levee_rejected_connections_total", "Connections refused because maxclients was reached.",
                       Type::kCounter, [this] { return static_cast<double>(stats_.rejected_connections.load()); }));
+  reg.Register(Simple("levee_denied_connections_total",
+                      "Connections refused by protected mode (no password, client not on loopback).", Type::kCounter,
+                      [this] { return static_cast<double>(stats_.denied_connections.load()); }));
+  reg.Register(Simple("levee_auth_failures_total", "AUTH and HELLO AUTH attempts with a wrong password or user.",
+                      Type::kCounter, [this] { return static_cast<double>(stats_.auth_failures.load()); }));
   reg.Register(Family{"levee_client_disconnects_total",
                       "Clients closed by levee, by reason: protocol_error, output_buffer_limit, query_buffer_limit.",
                       Type::kCounter, {}, [this](SampleWriter& w) {

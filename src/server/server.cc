@@ -4,6 +4,7 @@
 
 #include <leveldb/db.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <sys/resource.h>
 #include <csignal>
@@ -53,6 +54,15 @@ void RaiseFileLimit(uint64_t wanted) {
   }
 }
 
+}  // namespace
+
+namespace {
+std::string Sha256(std::string_view s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_Digest(s.data(), s.size(), md, &n, EVP_sha256(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), n);
+}
 }  // namespace
 
 Server::Server(Config* config) : config_(config) { commands::RegisterAllCommands(&table_); }
@@ -175,6 +185,28 @@ Status Server::OpenData() {
     if (password_.empty()) {
       return Status::InvalidArgument("requirepass-file " + pass_file +
                                      " has an empty first line; put the password on it or unset requirepass-file");
+    }
+    password_hash_ = Sha256(password_);
+  }
+  {
+    std::string list = config_->GetString("disabled-commands");
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t comma = list.find(',', start);
+      std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      name.erase(0, name.find_first_not_of(" \t"));
+      name.erase(name.find_last_not_of(" \t") + 1);
+      if (!name.empty()) LEVEE_RETURN_IF_ERROR(table_.Disable(name));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  protected_mode_ = config_->GetBool("protected-mode");
+  if (password_.empty() && !protected_mode_) {
+    const std::string bind = config_->GetString("bind");
+    if (bind != "127.0.0.1" && bind != "::1" && bind != "localhost") {
+      logging::Warn("server", "no password and protected mode off: any host that reaches " + bind +
+                                  " can read, write and delete everything; set requirepass-file");
     }
   }
 
@@ -389,6 +421,7 @@ void Server::WireConfigCallbacks() {
     if (ParseFsyncPolicy(v, &p)) writer_->set_fsync(p);
   });
   config_->OnChange("maxclients", [this](const std::string& v) { maxclients_ = std::stoull(v); });
+  config_->OnChange("protected-mode", [this](const std::string& v) { protected_mode_ = v == "yes"; });
   config_->OnChange("client-query-buffer-limit", [this](const std::string& v) { query_limit_ = std::stoull(v); });
   config_->OnChange("client-output-buffer-limit", [this](const std::string& v) { output_limit_ = std::stoull(v); });
   config_->OnChange("log-level", [](const std::string& v) { logging::SetLevelByName(v); });
@@ -421,7 +454,30 @@ void Server::Accept() {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
       stats_.connections_received++;
-      if (!AdmitClient()) {
+      asio::error_code rec;
+      auto remote = socket.remote_endpoint(rec);
+      if (protected_mode_.load() && password_.empty() && (rec || !IsLoopback(remote.address()))) {
+        // Redis' protected mode: no password, so only this host may talk.
+        stats_.denied_connections++;
+        static const std::string kDenied =
+            "-DENIED levee is running in protected mode because protected mode is enabled and no password is set. "
+            "In this mode connections are only accepted from the loopback interface. To accept clients from other "
+            "hosts, either 1) set a password: requirepass-file (LEVEE_REQUIREPASS_FILE, --requirepass-file), "
+            "or 2) turn protected mode off: 'CONFIG SET protected-mode no' from the loopback interface, "
+            "--protected-mode no or protected-mode: no in levee.yaml, and MAKE SURE levee is not reachable from "
+            "networks you do not trust.\r\n";
+        static logging::RateLimit limit(10);
+        uint64_t suppressed = 0;
+        if (limit.Allow(&suppressed)) {
+          logging::Warn("net", "refused a client from a non-loopback address: protected mode (no password set)",
+                        {{"client", rec ? std::string("?") : remote.address().to_string()},
+                         {"suppressed_since_last", suppressed}});
+        }
+        asio::error_code ignored;
+        socket.non_blocking(true, ignored);
+        asio::write(socket, asio::buffer(kDenied), ignored);
+        socket.close(ignored);
+      } else if (!AdmitClient()) {
         stats_.rejected_connections++;
         static const std::string kMsg = "-ERR max number of clients reached\r\n";
         asio::error_code ignored;
@@ -508,9 +564,22 @@ void Server::SettleKeyCount() {
 }
 
 bool Server::CheckPassword(std::string_view password) {
-  // Constant time in the password's content, so timing does not leak it.
-  if (password.size() != password_.size()) return false;
-  return CRYPTO_memcmp(password.data(), password_.data(), password.size()) == 0;
+  // Hashes of equal length compared in constant time: neither the content
+  // nor the length of the password shows in the timing.
+  std::string h = Sha256(password);
+  return !password_hash_.empty() && h.size() == password_hash_.size() &&
+         CRYPTO_memcmp(h.data(), password_hash_.data(), h.size()) == 0;
+}
+
+void Server::RecordAuthFailure(const commands::ClientState& client, std::string_view user) {
+  stats_.auth_failures++;
+  static logging::RateLimit limit(10);
+  uint64_t suppressed = 0;
+  if (limit.Allow(&suppressed)) {
+    logging::Warn("auth", "failed AUTH: wrong password or user",
+                  {{"client", client.addr}, {"user", std::string(user.substr(0, 64))},
+                   {"suppressed_since_last", suppressed}, {"total", stats_.auth_failures.load()}});
+  }
 }
 
 uint64_t Server::SaveCursor(std::string next_key) {

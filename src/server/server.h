@@ -51,6 +51,8 @@ struct ServerStats {
   std::atomic<uint64_t> protocol_errors{0};
   std::atomic<uint64_t> output_limit_disconnects{0};
   std::atomic<uint64_t> query_limit_disconnects{0};
+  std::atomic<uint64_t> denied_connections{0};  // protected mode
+  std::atomic<uint64_t> auth_failures{0};
 };
 
 class Server final : public commands::Services, public repl::Node {
@@ -86,6 +88,7 @@ class Server final : public commands::Services, public repl::Node {
   bool RequiresPassword() override { return !password_.empty(); }
   void SettleKeyCount() override;
   bool CheckPassword(std::string_view password) override;
+  void RecordAuthFailure(const commands::ClientState& client, std::string_view user) override;
   std::atomic<uint64_t>& expired_keys() override { return stats_.expired_keys; }
   observe::CommandStats& command_stats() override { return *command_stats_; }
   observe::SlowLog& slowlog() override { return slowlog_; }
@@ -158,6 +161,8 @@ class Server final : public commands::Services, public repl::Node {
   std::mutex instance_mu_;
   std::string instance_id_;
   std::string password_;
+  std::string password_hash_;  // SHA-256 of password_: CheckPassword compares hashes
+  std::atomic<bool> protected_mode_{true};
   resp::Limits limits_;
   std::atomic<size_t> query_limit_{0}, output_limit_{0};
   std::atomic<size_t> maxclients_{0};

@@ -55,6 +55,8 @@ class Node:
             })
             if netns or host != "127.0.0.1":
                 settings["bind"] = '"0.0.0.0"'
+                if not password:  # peers in other namespaces are not on loopback
+                    settings["protected-mode"] = "no"
             if replicaof:
                 settings["replicaof"] = f'"{replicaof}"'
             if password:

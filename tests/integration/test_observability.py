@@ -141,7 +141,7 @@ def test_http_errors(server):
 
 
 def test_healthz_turns_red_while_the_writer_is_stalled(server_factory):
-    srv = server_factory(extra_args=["--liveness-timeout-ms", "300"])
+    srv = server_factory(extra_args=["--liveness-timeout-ms", "300", "--enable-debug-command", "local"])
     assert http_get(srv.http_port, "/healthz")[0] == 200
     stall = threading.Thread(target=lambda: srv.client(socket_timeout=30).execute_command("DEBUG", "SLEEP", "2"))
     stall.start()
@@ -173,8 +173,8 @@ def test_readyz_is_503_while_the_log_replays_and_healthz_stays_green(server_fact
     assert srv.client().dbsize() == 300_000
 
 
-def test_slowlog(server):
-    r = server.client()
+def test_slowlog(server_factory):
+    r = server_factory(extra_args=["--enable-debug-command", "local"]).client()
     r.config_set("slowlog-log-slower-than", 0)
     r.set("slow", "x" * 300)
     entries = r.slowlog_get(5)

@@ -389,10 +389,12 @@ def test_full_resync_of_a_large_copy_resumes_after_a_cut(server_factory):
 
 def test_link_cut_in_a_network_namespace(server_factory, netns_pair):
     ns, sh = netns_pair
-    p = server_factory(["--bind", "10.213.7.1"], start=False)
+    # No password between namespaces: protected mode would refuse them.
+    p = server_factory(["--bind", "10.213.7.1", "--protected-mode", "no"], start=False)
     p.client = lambda **kw: redis.Redis(host="10.213.7.1", port=p.port, socket_timeout=10, **kw)
     p.start()
-    r = server_factory(["--bind", "0.0.0.0", "--replicaof", f"10.213.7.1:{p.port}", "--repl-timeout-ms", "2000"],
+    r = server_factory(["--bind", "0.0.0.0", "--protected-mode", "no", "--replicaof", f"10.213.7.1:{p.port}",
+                        "--repl-timeout-ms", "2000"],
                        start=False)
     r.client = lambda **kw: redis.Redis(host="10.213.7.2", port=r.port, socket_timeout=10, **kw)
     plain_args = r.args

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "backup/names.h"
 #include "backup/repo.h"
 #include "backup/ops.h"
 
@@ -84,14 +85,53 @@ TEST(Manifest, JsonRoundTripAndChecks) {
   m.id = "20261121T000000Z-abcdef";
   m.time_ms = 1;
   m.applied_sequence = 42;
-  m.files.push_back(FileEntry{"db/000005.ldb", 10, 7, {{"aa", 4}, {"bb", 6}}});
-  auto back = ManifestFromJson(ManifestToJson(m), "m");
-  ASSERT_TRUE(back.ok());
-  EXPECT_EQ(back.value().files[0].chunks[1].id, "bb");
+  const std::string aa(64, 'a'), bb(64, 'b');
+  m.files.push_back(FileEntry{"db/000005.ldb", 10, 7, {{aa, 4}, {bb, 6}}});
+  const std::string id = m.id;
+  auto back = ManifestFromJson(ManifestToJson(m), "m", id);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back.value().files[0].chunks[1].id, bb);
   m.files[0].size = 11;
-  EXPECT_TRUE(ManifestFromJson(ManifestToJson(m), "m").status().IsCorruption());
+  EXPECT_TRUE(ManifestFromJson(ManifestToJson(m), "m", id).status().IsCorruption());
   m.files[0] = FileEntry{"../etc/passwd", 0, 0, {}};
-  EXPECT_TRUE(ManifestFromJson(ManifestToJson(m), "m").status().IsCorruption());
+  EXPECT_TRUE(ManifestFromJson(ManifestToJson(m), "m", id).status().IsCorruption());
+}
+
+// A manifest is a repository object anyone with write access to the bucket
+// can plant: its id, chunk ids and paths become local paths and store keys.
+TEST(Manifest, RefusesNamesThatLeaveTheirDirectory) {
+  Manifest m;
+  m.id = "20261121T000000Z-abcdef";
+  m.time_ms = 1;
+  auto parse = [&](const std::string& key_id) { return ManifestFromJson(ManifestToJson(m), "m", key_id); };
+  ASSERT_TRUE(parse(m.id).ok());
+  EXPECT_TRUE(parse("20261121T000000Z-abcdee").status().IsCorruption());  // not the name it is stored under
+  for (const char* bad : {"x/../../victim", "../../victim2.txt", "..", ".hidden", "a b", "", "a/b"}) {
+    m.id = bad;
+    auto r = parse(bad);
+    EXPECT_TRUE(r.status().IsCorruption()) << bad;
+  }
+  m.id = "20261121T000000Z-abcdef";
+  for (const char* bad : {"db/../../x", "/etc/passwd", "db//x", "db/./x", "db/x\\..", "wal/\n"}) {
+    m.files = {FileEntry{bad, 0, 0, {}}};
+    EXPECT_TRUE(parse(m.id).status().IsCorruption()) << bad;
+  }
+  m.files = {FileEntry{"db/000005.ldb", 1, 0, {{"../../../x", 1}}}};
+  EXPECT_TRUE(parse(m.id).status().IsCorruption());
+}
+
+TEST(Names, StoreKeys) {
+  EXPECT_TRUE(IsStoreKey("config"));
+  EXPECT_TRUE(IsStoreKey("objects/ab/" + std::string(64, 'a')));
+  EXPECT_TRUE(IsStoreKey("wal/0123/00000000000000000001-00000000000000000002"));
+  for (const char* bad : {"", "/config", "config/", "a//b", "a/../b", "..", "a/./b", "a b", "a\\b", "\xff"}) {
+    EXPECT_FALSE(IsStoreKey(bad)) << bad;
+  }
+  EXPECT_FALSE(IsStoreKey(std::string(1025, 'a')));
+  EXPECT_TRUE(IsBackupId("20261121T101500Z-3fa2c1"));
+  EXPECT_FALSE(IsBackupId("-rf"));
+  EXPECT_FALSE(IsObjectId(std::string(64, 'A')));
+  EXPECT_TRUE(IsObjectId(std::string(64, 'f')));
 }
 
 TEST(Retention, KeepLastDailyWeekly) {

@@ -67,6 +67,36 @@ TEST(FileStoreTest, SmallKeysAreWrittenThroughThePageCache) {
   EXPECT_EQ(back, "{\"a\":1}");
 }
 
+// Keys can come from a repository's own content (a planted manifest or
+// listing); a key that would leave the repository's directory is refused
+// before anything is touched.
+TEST(FileStoreTest, RefusesKeysThatLeaveTheRepository) {
+  testing::TempDir dir;
+  ASSERT_EQ(::mkdir((dir.path() + "/repo").c_str(), 0755), 0);
+  std::string victim = dir.path() + "/victim.txt";
+  {
+    FILE* f = std::fopen(victim.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    std::fputs("keep me", f);
+    std::fclose(f);
+  }
+  auto store = OpenStore("file://" + dir.path() + "/repo", StoreOptions{});
+  ASSERT_TRUE(store.ok());
+  for (const std::string key : {"../victim.txt", "backups/../../victim.txt", "/etc/passwd", "a//b", ""}) {
+    Status st = store.value()->Delete(key);
+    EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << key;
+    EXPECT_NE(st.message().find("refusing key"), std::string::npos) << st.message();
+    std::string out;
+    EXPECT_EQ(store.value()->Get(key, &out).code(), Status::Code::kInvalidArgument) << key;
+    EXPECT_EQ(store.value()->Put(key, "x").code(), Status::Code::kInvalidArgument) << key;
+    EXPECT_FALSE(store.value()->Exists(key, nullptr).ok()) << key;
+  }
+  struct stat st;
+  EXPECT_EQ(::stat(victim.c_str(), &st), 0) << "a file outside the repository was deleted";
+  std::vector<StoreEntry> out;
+  EXPECT_FALSE(store.value()->List("../", &out).ok());
+}
+
 TEST(RateLimiterTest, HoldsTheRateOverABurstOfTakes) {
   RateLimiter limiter(8 << 20);  // 8 MiB/s
   auto t0 = std::chrono::steady_clock::now();

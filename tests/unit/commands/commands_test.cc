@@ -111,6 +111,8 @@ class Harness : public Services {
   }
   bool RequiresPassword() override { return !password.empty(); }
   bool CheckPassword(std::string_view p) override { return p == password; }
+  void RecordAuthFailure(const ClientState&, std::string_view) override { auth_failures++; }
+  int auth_failures = 0;
   void SettleKeyCount() override {}
   std::atomic<uint64_t>& expired_keys() override { return expired_; }
   observe::CommandStats& command_stats() override { return stats_; }
