@@ -55,6 +55,7 @@ enum Flag : uint32_t {
   // per-client permissions (ACL users) will hang on; COMMAND INFO lists it.
   kDangerous = 1 << 10,
   kDisabled = 1 << 11,  // refused from every client (disabled-commands); set at start-up
+  kFreesSpace = 1 << 12,  // only removes data: may use the free-disk reserve (DEL, UNLINK, FLUSHALL...)
 };
 
 struct CommandContext;

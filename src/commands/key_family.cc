@@ -322,8 +322,8 @@ void RegisterKeyFamily(CommandTable* t) {
                  Handler h) {
     t->Add(Spec{std::move(name), arity, flags, fk, lk, step, "generic", std::move(summary), std::move(h)});
   };
-  add("del", -2, W, 1, -1, 1, "Deletes keys.", Del);
-  add("unlink", -2, W | F, 1, -1, 1, "Deletes keys.", Del);
+  add("del", -2, W | kFreesSpace, 1, -1, 1, "Deletes keys.", Del);
+  add("unlink", -2, W | F | kFreesSpace, 1, -1, 1, "Deletes keys.", Del);
   add("exists", -2, R | F, 1, -1, 1, "Counts how many of the keys exist.", Exists);
   add("expire", -3, W | F, 1, 1, 1, "Sets a key's time to live in seconds.",
       [](CommandContext& c, std::vector<std::string>& a) { Expire(c, a, 1000, false); });
@@ -350,8 +350,8 @@ void RegisterKeyFamily(CommandTable* t) {
   add("keys", 2, R | kDangerous, 0, 0, 0, "Returns all key names that match a pattern.", Keys);
   add("scan", -2, R, 0, 0, 0, "Iterates over key names in key order.", Scan);
   add("dbsize", 1, R | F, 0, 0, 0, "Returns the number of keys.", DbSize);
-  add("flushdb", -1, W | kDangerous, 0, 0, 0, "Removes all keys.", Flush);
-  add("flushall", -1, W | kDangerous, 0, 0, 0, "Removes all keys.", Flush);
+  add("flushdb", -1, W | kDangerous | kFreesSpace, 0, 0, 0, "Removes all keys.", Flush);
+  add("flushall", -1, W | kDangerous | kFreesSpace, 0, 0, 0, "Removes all keys.", Flush);
   add("pkscanrange", -4, R, 0, 0, 0, "Returns keys in an ordered range [start, end].",
       [](CommandContext& c, std::vector<std::string>& a) { PkScanRange(c, a, false); });
   add("pkrscanrange", -4, R, 0, 0, 0, "Returns keys in an ordered range, walking downwards from start to end.",

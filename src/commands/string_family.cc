@@ -408,7 +408,7 @@ void RegisterStringFamily(CommandTable* t) {
   add("psetex", 4, W, 1, 1, 1, "Sets a key and its expiry in milliseconds.",
       [](CommandContext& c, std::vector<std::string>& a) { SetEx(c, a, true); });
   add("getset", 3, W | F, 1, 1, 1, "Sets a key and returns its old value.", GetSet);
-  add("getdel", 2, W | F, 1, 1, 1, "Returns a key's value and deletes it.", GetDel);
+  add("getdel", 2, W | F | kFreesSpace, 1, 1, 1, "Returns a key's value and deletes it.", GetDel);
   add("getex", -2, W | F, 1, 1, 1, "Returns a key's value and sets or removes its expiry.", GetEx);
   add("mget", -2, R | F, 1, -1, 1, "Returns the values of several keys.", MGet);
   add("mset", -3, W, 1, -1, 2, "Sets several keys.",

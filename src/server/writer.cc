@@ -42,7 +42,25 @@ Writer::Writer(storage::Engine* engine, wal::Log* log, commands::Services* servi
       max_group_(o.max_group),
       expire_per_cycle_(o.expire_keys_per_cycle),
       keep_segments_(o.keep_segments),
-      min_free_disk_(o.min_free_disk_bytes) {}
+      min_free_disk_(o.min_free_disk_bytes) {
+  set_min_free_disk_bytes(o.min_free_disk_bytes);
+}
+
+void Writer::set_min_free_disk_bytes(uint64_t n) {
+  struct statvfs s;
+  if (n > 0 && ::statvfs(data_dir_.c_str(), &s) == 0) {
+    const uint64_t total = static_cast<uint64_t>(s.f_blocks) * s.f_frsize;
+    if (total > 0 && n * 2 >= total) {
+      const uint64_t kept = total / 4;
+      logging::Warn("disk",
+                    "min-free-disk-mb is at least half of the data volume: keeping a quarter of it free instead, "
+                    "or no write could ever be taken; give levee a larger volume or lower min-free-disk-mb",
+                    {{"volume_mb", total >> 20}, {"min_free_disk_mb", n >> 20}, {"reserve_mb", kept >> 20}});
+      n = kept;
+    }
+  }
+  min_free_disk_.store(n);
+}
 
 Writer::~Writer() { Stop(); }
 
@@ -244,35 +262,42 @@ void Writer::RunSyncer() {
   }
 }
 
-bool Writer::DiskHasRoom(std::string* why) {
-  uint64_t min = min_free_disk_.load();
-  if (min == 0) return true;
+uint64_t Writer::FreeDiskBytes() {
   struct statvfs s;
-  if (::statvfs(data_dir_.c_str(), &s) != 0) return true;  // can't tell: let the write itself find out
-  uint64_t free_bytes = static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
-  if (free_bytes >= min) return true;
-  *why = "disk full: " + std::to_string(free_bytes >> 20) + " MiB free in " + data_dir_ + ", below min-free-disk-mb (" +
-         std::to_string(min >> 20) + "); the write was not applied, free space and retry";
-  return false;
+  if (::statvfs(data_dir_.c_str(), &s) != 0) return UINT64_MAX;  // can't tell: the write itself will find out
+  return static_cast<uint64_t>(s.f_bavail) * s.f_frsize;
 }
 
-void Writer::FailJobs(std::vector<std::unique_ptr<WriteJob>>& jobs, const std::string& error) {
-  for (auto& job : jobs) {
-    job->reply.clear();
-    job->sync_replies.clear();
-    job->sync_sequence = 0;
-    job->client->wait_pending = false;
-    resp::ReplyBuilder rb(&job->reply, job->client->protocol);
-    for (size_t i = 0; i < job->commands.size(); i++) rb.Error("ERR " + error);
-    // A failed EXEC still ends the transaction.
-    if (job->client->in_multi) {
-      job->client->in_multi = false;
-      job->client->queued.clear();
-      job->client->queued_count = 0;
-      services_->clients().UnwatchAll(job->client.get());
-    }
-    stats_.write_errors += job->commands.size();
+namespace {
+// Whether every command of job only removes data (DEL, UNLINK, FLUSHALL...):
+// those may use the free-disk reserve, which is there so space can be freed.
+bool OnlyFreesSpace(const WriteJob& job) {
+  for (const commands::Spec* spec : job.specs) {
+    if (!(spec->flags & commands::kFreesSpace)) return false;
   }
+  return !job.specs.empty();
+}
+}  // namespace
+
+void Writer::FailJobs(std::vector<std::unique_ptr<WriteJob>>& jobs, const std::string& error) {
+  for (auto& job : jobs) FailJob(*job, error);
+}
+
+void Writer::FailJob(WriteJob& job, const std::string& error) {
+  job.reply.clear();
+  job.sync_replies.clear();
+  job.sync_sequence = 0;
+  job.client->wait_pending = false;
+  resp::ReplyBuilder rb(&job.reply, job.client->protocol);
+  for (size_t i = 0; i < job.commands.size(); i++) rb.Error("ERR " + error);
+  // A failed EXEC still ends the transaction.
+  if (job.client->in_multi) {
+    job.client->in_multi = false;
+    job.client->queued.clear();
+    job.client->queued_count = 0;
+    services_->clients().UnwatchAll(job.client.get());
+  }
+  stats_.write_errors += job.commands.size();
 }
 
 void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
@@ -293,14 +318,23 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
   std::string framed;
   const uint64_t first_seq = next_sequence_;
   storage::WriteGroup group(engine_, counter_);
+  const uint64_t free_bytes = FreeDiskBytes();
+  const uint64_t reserve = min_free_disk_.load();
   std::string disk_why;
+  if (reserve > 0 && free_bytes < reserve) {
+    disk_why = "disk full: " + std::to_string(free_bytes >> 20) + " MiB free in " + data_dir_ +
+               ", below min-free-disk-mb (" + std::to_string(reserve >> 20) +
+               "); the write was not applied. Free space (DEL, UNLINK and FLUSHALL still run) and retry";
+  }
   if (!failure.empty()) {
     FailJobs(jobs, failure);
-  } else if (!DiskHasRoom(&disk_why)) {
-    FailJobs(jobs, disk_why);
   } else {
     wal::Record rec;
     for (auto& job : jobs) {
+      if (!disk_why.empty() && !OnlyFreesSpace(*job)) {
+        FailJob(*job, disk_why);
+        continue;
+      }
       resp::ReplyBuilder rb(&job->reply, job->client->protocol);
       for (size_t i = 0; i < job->commands.size(); i++) {
         std::vector<std::string>& args = job->commands[i];
@@ -344,6 +378,20 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
   size_t group_commands = 0;
   for (const auto& job : jobs) group_commands += job->commands.size();
   stats_.group_commands.Observe(static_cast<double>(group_commands));
+  // What the group will take on disk: levee's log, then LevelDB's own log.
+  // Refused here, before anything is logged, a write is certainly not
+  // applied; past this point a full disk leaves it "may or may not".
+  const uint64_t needed = framed.size() + group.ApproximateBytes() + (1u << 20);
+  if (!framed.empty() && free_bytes != UINT64_MAX && needed > free_bytes) {
+    group.Reset();
+    (void)group.TakePublished();
+    next_sequence_ = first_seq;
+    FailJobs(jobs, "disk full: this write needs about " + std::to_string((needed >> 20) + 1) + " MiB and " +
+                       std::to_string(free_bytes >> 20) + " MiB are free in " + data_dir_ +
+                       " (FLUSHALL deletes every key one by one in LevelDB); the write was not applied, free space "
+                       "and retry");
+    framed.clear();
+  }
   if (!framed.empty()) {
     auto commit_start = std::chrono::steady_clock::now();
     const uint64_t last_seq = next_sequence_ - 1;

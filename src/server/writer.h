@@ -149,7 +149,10 @@ class Writer {
     archive_max_bytes_.store(max_bytes);
     archive_retain_from_.store(from);
   }
-  void set_min_free_disk_bytes(uint64_t n) { min_free_disk_.store(n); }
+  // min-free-disk-mb. On a volume no larger than twice n, a quarter of the
+  // volume is kept free instead (with a warning): n as given would refuse
+  // every write there.
+  void set_min_free_disk_bytes(uint64_t n);
 
   const WriterStats& stats() const { return stats_; }
   uint64_t queued() const;
@@ -169,8 +172,10 @@ class Writer {
   void TouchWatched(const std::vector<wal::Mutation>& mutations);
   void ExpireCycle(int64_t now_ms);
   void MaybeTrimLog();
-  bool DiskHasRoom(std::string* why);
+  // Free bytes on the data directory's file system (UINT64_MAX: unknown).
+  uint64_t FreeDiskBytes();
   void FailJobs(std::vector<std::unique_ptr<WriteJob>>& jobs, const std::string& error);
+  void FailJob(WriteJob& job, const std::string& error);
   void SetFailure(const std::string& f);
 
   storage::Engine* engine_;

@@ -65,6 +65,9 @@ class WriteGroup final : public DataView {
   void DeleteRaw(const std::string& leveldb_key) { batch_.Delete(leveldb_key); staged_ = true; }
 
   bool empty() const { return !staged_; }
+  // Bytes the staged batch will take in LevelDB's own log (a FLUSHALL of a
+  // large data set is one tombstone per key).
+  size_t ApproximateBytes() const { return batch_.ApproximateSize(); }
   // Writes everything staged and the applied sequence to LevelDB, then resets.
   Status Commit(uint64_t sequence, bool sync);
   // Drops everything staged (the log append failed).

@@ -85,3 +85,52 @@ def test_out_of_space_without_reserve_loses_nothing_acknowledged(server_factory,
     for k in acked:
         assert r.get(k) == value, f"acknowledged {k} lost"
     assert r.set("after", 1)
+
+
+def test_deletes_use_the_reserve_and_a_small_volume_keeps_a_quarter(server_factory, small_fs):
+    # The default min-free-disk-mb (64) on a 64 MiB volume would refuse every
+    # write: levee keeps a quarter of the volume free instead and says so.
+    srv = server_factory(data_dir=os.path.join(small_fs, "data"),
+                         extra_args=["--write-buffer-mb", "1", "--wal-segment-mb", "4"])
+    assert "keeping a quarter of it free" in srv.read_log()
+    r = srv.client()
+    for i in range(300):
+        r.set(f"k{i}", "v" * 100)
+    ballast = fill_until_free(small_fs, 10 << 20)  # below the 16 MiB kept
+    with pytest.raises(redis.ResponseError, match="below min-free-disk-mb"):
+        r.set("refused", 1)
+    # Deleting is how space comes back: it may use the reserve.
+    assert r.delete("k0", "k1") == 2
+    assert r.unlink("k2") == 1
+    assert r.getdel("k3") == b"v" * 100
+    assert r.flushall()
+    assert r.dbsize() == 0
+    srv.stop()
+    os.remove(ballast)
+    srv.start()
+    assert srv.client().dbsize() == 0
+
+
+def test_a_flushall_the_disk_cannot_hold_is_refused_before_it_is_logged(server_factory, small_fs):
+    srv = server_factory(data_dir=os.path.join(small_fs, "data"),
+                         extra_args=["--min-free-disk-mb", "0", "--write-buffer-mb", "4", "--wal-segment-mb", "4"])
+    r = srv.client()
+    n = 120_000
+    pipe = r.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f"user:session:{i:012d}:token-padding-padding", "")
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    # FLUSHALL writes one tombstone per key in one LevelDB batch (~6 MiB here).
+    ballast = fill_until_free(small_fs, 3 << 20)
+    with pytest.raises(redis.ResponseError, match="not applied") as e:
+        r.flushall()
+    assert "may or may not" not in str(e.value)
+    assert r.dbsize() == n
+    r.set("small-write", "still taken")  # a write the disk can hold still goes through
+    srv.stop()
+    os.remove(ballast)
+    srv.start()
+    r = srv.client()
+    assert r.dbsize() == n + 1, "the refused FLUSHALL was applied by the restart"
