@@ -209,6 +209,12 @@ std::string Server::InfoSection(const std::string& name) {
     line(o, "write_records", ws.records.load());
     line(o, "write_queue", writer_->queued());
     line(o, "writer_failure", writer_->failure());
+    // Damage LevelDB reported (storage/corruption.h): this run's count, and
+    // whether the directory is marked (by this run or an earlier one) until
+    // `levee check` passes.
+    line(o, "corruption_errors", engine_->corruption().count());
+    line(o, "corruption_marked", engine_->corruption().marked() ? 1 : 0);
+    line(o, "corruption_last_file", engine_->corruption().last_file());
     storage::BlobStats bs = engine_->blobs()->Stats();
     line(o, "blob_files", bs.files);
     line(o, "blob_bytes", bs.bytes);

@@ -218,6 +218,13 @@ void Server::RegisterMetrics() {
     };
   };
   reg.Register(Family{"levee_leveldb_files", "LevelDB table files, by level.", Type::kGauge, {}, levels(1, 1)});
+  reg.Register(Simple("levee_storage_corruption_errors_total",
+                      "Damaged data LevelDB reported to reads and compactions since start (INFO levee names the file).",
+                      Type::kCounter, [this] { return static_cast<double>(engine_->corruption().count()); }));
+  reg.Register(Simple("levee_storage_corruption_marked",
+                      "1 while the data directory is marked damaged (by this run or an earlier one) and no `levee "
+                      "check` has passed since.",
+                      Type::kGauge, [this] { return engine_->corruption().marked() ? 1.0 : 0.0; }));
   reg.Register(Family{"levee_leveldb_bytes", "Bytes in LevelDB table files, by level.", Type::kGauge, {},
                       levels(2, 1048576)});
   reg.Register(Family{"levee_leveldb_compaction_seconds_total", "Time LevelDB spent compacting into each level.",

@@ -19,7 +19,7 @@ namespace {
 
 // Whether LevelDB's current value for key is the record at (file, offset).
 bool References(leveldb::DB* db, std::string_view key, uint64_t file, uint64_t offset, std::string* raw) {
-  leveldb::ReadOptions ro;
+  leveldb::ReadOptions ro = VerifiedReads();
   ro.fill_cache = false;
   if (!db->Get(ro, DataKey(key), raw).ok()) return false;
   StoredValue v;

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "storage/blob.h"
+#include "storage/corruption.h"
 
 namespace levee::storage {
 namespace fs = std::filesystem;
@@ -29,7 +30,39 @@ void RunNamed(void* p) {
   work->function(work->arg);
 }
 
+// A table file whose reads record, per thread, that it was read last.
+class NamedTableFile final : public leveldb::RandomAccessFile {
+ public:
+  NamedTableFile(leveldb::RandomAccessFile* base, uint64_t number, bool sst)
+      : base_(base), number_(number), sst_(sst) {}
+  leveldb::Status Read(uint64_t offset, size_t n, leveldb::Slice* result, char* scratch) const override {
+    NoteTableRead(number_, sst_);
+    return base_->Read(offset, n, result, scratch);
+  }
+
+ private:
+  std::unique_ptr<leveldb::RandomAccessFile> base_;
+  const uint64_t number_;
+  const bool sst_;
+};
+
 }  // namespace
+
+leveldb::Status DeferringEnv::NewRandomAccessFile(const std::string& f, leveldb::RandomAccessFile** r) {
+  leveldb::Status s = target()->NewRandomAccessFile(f, r);
+  if (!s.ok()) return s;
+  std::string base = fs::path(f).filename().string();
+  const bool ldb = base.size() > 4 && base.compare(base.size() - 4, 4, ".ldb") == 0;
+  const bool sst = base.size() > 4 && base.compare(base.size() - 4, 4, ".sst") == 0;
+  if (!ldb && !sst) return s;
+  uint64_t number = 0;
+  for (char c : base.substr(0, base.size() - 4)) {
+    if (c < '0' || c > '9') return s;
+    number = number * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *r = new NamedTableFile(*r, number, sst);
+  return s;
+}
 
 void DeferringEnv::Schedule(void (*function)(void*), void* arg) {
   target()->Schedule(RunNamed, new BackgroundWork{function, arg});

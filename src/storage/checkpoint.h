@@ -34,12 +34,15 @@ namespace levee::storage {
 // levee's leveldb::Env: the default one, with file removals that a
 // checkpoint can defer, and LevelDB's background thread (flushes and
 // compactions) named "leveldb-bg" for top -H and profilers; otherwise it
-// keeps the name of whichever levee thread first scheduled work.
+// keeps the name of whichever levee thread first scheduled work. Table
+// files are opened through a wrapper whose reads record the file per thread
+// (storage/corruption.h), so damage LevelDB finds can be named by file.
 class DeferringEnv final : public leveldb::EnvWrapper {
  public:
   DeferringEnv() : leveldb::EnvWrapper(leveldb::Env::Default()) {}
   leveldb::Status RemoveFile(const std::string& f) override;
   void Schedule(void (*function)(void*), void* arg) override;
+  leveldb::Status NewRandomAccessFile(const std::string& f, leveldb::RandomAccessFile** r) override;
   // Old name of RemoveFile; LevelDB 1.23 calls RemoveFile, older ones this.
   leveldb::Status DeleteFile(const std::string& f) override { return RemoveFile(f); }
 

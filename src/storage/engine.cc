@@ -57,6 +57,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Open(const EngineOptions& options) {
   e->env_ = std::make_unique<DeferringEnv>();
   auto* logger = new RecentLogger((std::filesystem::path(options.path) / "LOG").string());
   e->info_log_.reset(logger);
+  e->corruption_ = std::make_unique<CorruptionLog>(options.path);
+  logger->set_on_corruption([c = e->corruption_.get()](const std::string& line) { c->NoteBackground(line); });
   e->filter_.reset(leveldb::NewBloomFilterPolicy(10));
   e->cache_ = std::make_unique<CountingCache>(options.block_cache_bytes);
   leveldb::Options o;
@@ -148,7 +150,7 @@ Engine::~Engine() {
 }
 
 bool Engine::ScanDataKeys(const std::function<void(std::string_view)>& add, const std::function<bool()>& stop) const {
-  leveldb::ReadOptions ro;
+  leveldb::ReadOptions ro = VerifiedReads();
   ro.fill_cache = false;  // a one-off pass: keep the foreground's blocks cached
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
   size_t n = 0;
@@ -179,13 +181,13 @@ Status Engine::Get(std::string_view user_key, StoredValue* value, bool* found, b
       return Status::OK();
     } else {
       const uint64_t ticket = rows_ != nullptr ? rows_->Ticket(key) : 0;
-      leveldb::Status s = db_->Get(leveldb::ReadOptions(), key, &raw);
+      leveldb::Status s = db_->Get(VerifiedReads(), key, &raw);
       if (s.IsNotFound()) {
         if (rows_ != nullptr) rows_->FillAbsent(key, ticket);
         *found = false;
         return Status::OK();
       }
-      if (!s.ok()) return FromLevelDB(s, "read");
+      if (!s.ok()) return corruption_->Note(s, "read", /*point_read=*/true);
       if (rows_ != nullptr) rows_->Fill(key, raw, ticket);
       if (!DecodeValue(std::move(raw), value)) return Status::Corruption("undecodable value stored for a key");
     }
@@ -235,8 +237,7 @@ class TrackedIterator final : public leveldb::Iterator {
 }  // namespace
 
 std::unique_ptr<leveldb::Iterator> Engine::NewIterator(bool verify) const {
-  leveldb::ReadOptions ro;
-  ro.verify_checksums = verify;
+  leveldb::ReadOptions ro = VerifiedReads();
   ro.fill_cache = !verify;
   uint64_t epoch;
   {
@@ -288,7 +289,7 @@ Status Engine::Write(leveldb::WriteBatch* batch, const Commit& c, bool sync) {
   if (!sync && std::chrono::steady_clock::now() - t0 >= std::chrono::milliseconds(1)) {
     write_stalls_.fetch_add(1, std::memory_order_relaxed);
   }
-  if (!s.ok()) return FromLevelDB(s, "write to LevelDB");
+  if (!s.ok()) return corruption_->Note(s, "write to LevelDB", /*point_read=*/false);
   if (c.reset_adjustments && rows_ != nullptr) rows_->Clear();  // a flush: give the memory back now
   known_keys_.store(c.known_keys, std::memory_order_release);
   known_expires_.store(c.known_expires, std::memory_order_release);
@@ -299,7 +300,8 @@ Status Engine::Write(leveldb::WriteBatch* batch, const Commit& c, bool sync) {
 Status Engine::WriteUnsequenced(leveldb::WriteBatch* batch, bool sync) {
   leveldb::WriteOptions wo;
   wo.sync = sync;
-  return FromLevelDB(WriteAndInvalidate(wo, batch, /*write_through=*/true, /*flush=*/false), "write to LevelDB");
+  return corruption_->Note(WriteAndInvalidate(wo, batch, /*write_through=*/true, /*flush=*/false), "write to LevelDB",
+                           /*point_read=*/false);
 }
 
 namespace {

@@ -6,6 +6,8 @@
 // applied log sequence is exactly what LevelDB holds.
 #pragma once
 
+#include <leveldb/options.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -18,6 +20,7 @@
 #include "common/status.h"
 #include "storage/blob.h"
 #include "storage/checkpoint.h"
+#include "storage/corruption.h"
 #include "storage/encoding.h"
 #include "storage/key_filter.h"
 #include "storage/row_cache.h"
@@ -63,8 +66,8 @@ class Engine {
   // caller's business: the value carries it). A value in a blob file is read
   // unless resolve is false (then only its expiry and reference are set).
   Status Get(std::string_view user_key, StoredValue* value, bool* found, bool resolve = true) const;
-  // A raw iterator over the whole LevelDB (all prefixes), checksums verified
-  // when verify is true. Reads see one consistent snapshot; blob files its
+  // A raw iterator over the whole LevelDB (all prefixes); verify: a full
+  // pass (`levee check`) that leaves the block cache alone. Reads see one consistent snapshot; blob files its
   // values point at stay until it is destroyed (see OldestIterator).
   std::unique_ptr<leveldb::Iterator> NewIterator(bool verify = false) const;
   // Reads the payload of a value LevelDB holds as a blob reference (a no-op
@@ -141,6 +144,13 @@ class Engine {
   // existence check (WriteGroup).
   const KeyFilter* key_filter() const { return keys_.get(); }
 
+  // Damage LevelDB reported: counted and named by file (storage/corruption.h).
+  const CorruptionLog& corruption() const { return *corruption_; }
+  // FromLevelDB, recording a corruption (CorruptionLog::Note).
+  Status Checked(const leveldb::Status& s, std::string_view what, bool point_read = false) const {
+    return corruption_->Note(s, what, point_read);
+  }
+
   leveldb::DB* raw() const { return db_.get(); }
   DeferringEnv* env() const { return env_.get(); }
   const std::string& path() const { return path_; }
@@ -155,6 +165,7 @@ class Engine {
   std::string path_;
   std::unique_ptr<DeferringEnv> env_;  // outlives db_
   std::unique_ptr<leveldb::Logger> info_log_;
+  std::unique_ptr<CorruptionLog> corruption_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   std::unique_ptr<class CountingCache> cache_;
   std::unique_ptr<leveldb::DB> db_;
@@ -178,6 +189,15 @@ class Engine {
   bool needs_recount_ = false;
   std::atomic<uint64_t> write_stalls_{0};
 };
+
+// Every read levee makes: block checksums verified as blocks come from disk
+// (LevelDB's default skips them, so a damaged block could be returned as
+// data; cached blocks were verified when read).
+inline leveldb::ReadOptions VerifiedReads() {
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  return ro;
+}
 
 // Converts a LevelDB status to ours, naming what was being done.
 Status FromLevelDB(const leveldb::Status& s, std::string_view what);

@@ -61,7 +61,7 @@ void KeyCounter::Drain() const {
 
 void KeyCounter::Resolve(const Batch& b) {
   int64_t dkeys = 0, dexpires = 0;
-  leveldb::ReadOptions ro;
+  leveldb::ReadOptions ro = VerifiedReads();
   ro.snapshot = b.snapshot;
   ro.fill_cache = false;  // don't evict the blocks clients read for ours
   std::string raw;
@@ -78,7 +78,7 @@ void KeyCounter::Resolve(const Batch& b) {
 }
 
 void KeyCounter::Recount(const Batch& b) {
-  leveldb::ReadOptions ro;
+  leveldb::ReadOptions ro = VerifiedReads();
   ro.snapshot = b.snapshot;
   ro.fill_cache = false;
   std::unique_ptr<leveldb::Iterator> it(engine_->raw()->NewIterator(ro));

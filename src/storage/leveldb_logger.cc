@@ -17,6 +17,12 @@ void RecentLogger::Logv(const char* format, std::va_list ap) {
   int n = std::vsnprintf(buf, sizeof(buf), format, copy);
   va_end(copy);
   std::string line(buf, n < 0 ? 0 : std::min<size_t>(n, sizeof(buf) - 1));
+  std::function<void(const std::string&)> on_corruption;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (line.find("Corruption") != std::string::npos) on_corruption = on_corruption_;
+  }
+  if (on_corruption) on_corruption(line);
   std::lock_guard<std::mutex> l(mu_);
   if (file_) {
     std::fprintf(file_, "%s\n", line.c_str());

@@ -45,7 +45,7 @@ Status EngineView::Walk(std::string_view start, bool reverse,
     LEVEE_RETURN_IF_ERROR(DecodeStored(it->value(), &v));
     if (!fn(std::string_view(k.data() + 1, k.size() - 1), v)) break;
   }
-  if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
+  if (!it->status().ok()) return engine_->Checked(it->status(), "scan");
   return Status::OK();
 }
 

@@ -56,7 +56,7 @@ Status WriteGroup::Walk(std::string_view start, bool reverse,
       reverse ? it->Prev() : it->Next();
     }
   }
-  if (!it->status().ok()) return FromLevelDB(it->status(), "scan");
+  if (!it->status().ok()) return engine_->Checked(it->status(), "scan");
   return Status::OK();
 }
 
@@ -70,13 +70,13 @@ Status WriteGroup::ReadMeta(std::string_view key, Known* k) {
   if (PeekCached(key, k)) return Status::OK();
   *k = Known{};
   std::string raw;
-  leveldb::Status s = engine_->raw()->Get(leveldb::ReadOptions(), DataKey(key), &raw);
+  leveldb::Status s = engine_->raw()->Get(VerifiedReads(), DataKey(key), &raw);
   if (s.ok()) {
     StoredValue v;
     if (!DecodeValue(raw, &v)) return Status::Corruption("undecodable value stored for a key");
     *k = Known{true, v.HasExpiry(), v.in_blob, v.blob};
   } else if (!s.IsNotFound()) {
-    return FromLevelDB(s, "read");
+    return engine_->Checked(s, "read", /*point_read=*/true);
   }
   read_cache_.insert_or_assign(std::string(key), *k);
   return Status::OK();
@@ -239,7 +239,7 @@ Status WriteGroup::FlushAll() {
       if (p != kDataPrefix && p != kExpiryPrefix) break;
       batch_.Delete(it->key());
     }
-    if (!it->status().ok()) return FromLevelDB(it->status(), "flush");
+    if (!it->status().ok()) return engine_->Checked(it->status(), "flush");
   }
   flushed_ = true;
   key_delta_ = 0;

@@ -1,11 +1,14 @@
 """Security (#20): what a hostile backup repository, client or network can do
 to levee, tried against the real binary. docs/security.md maps each threat
 to its mitigation and to the test here that proves it."""
+import glob
 import json
 import os
+import re
 import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 import redis
@@ -295,3 +298,63 @@ def test_idle_connections_hold_no_read_buffer(server):
         s.close()
     # 21 KB each before (a 16 KiB read buffer per connection); Redis ~1.2 KB.
     assert per < 6000, f"{per:.0f} bytes per idle connection"
+
+
+# --- a damaged disk ---------------------------------------------------------------
+
+def test_a_damaged_table_block_is_named_by_file_in_reply_log_info_metrics_and_check(server_factory, tmpdir_path):
+    srv = server_factory(extra_args=["--blob-min-bytes", "0", "--write-buffer-mb", "1", "--row-cache-mb", "0",
+                                     "--key-filter-bits-per-key", "0", "--block-cache-mb", "1"])
+    c = srv.client()
+    n = 20000
+    pipe = c.pipeline(transaction=False)
+    for i in range(n):
+        pipe.set(f"key:{i:06d}", os.urandom(200))
+        if i % 1000 == 999:
+            pipe.execute()
+    pipe.execute()
+    db = os.path.join(srv.data_dir, "db")
+    wait_until(lambda: len(glob.glob(os.path.join(db, "*.ldb"))) >= 2, timeout=30, what="table files")
+    srv.stop()
+    victim = sorted(glob.glob(os.path.join(db, "*.ldb")), key=os.path.getsize)[-1]
+    name = "db/" + os.path.basename(victim)
+    with open(victim, "rb") as f:
+        original = f.read()
+    damaged = bytearray(original)
+    for off in range(len(damaged) // 4, len(damaged) // 2, 4096):  # data blocks, not the index at the end
+        damaged[off] ^= 0x55
+    with open(victim, "wb") as f:
+        f.write(damaged)
+
+    srv.start()
+    c = srv.client()
+    errors = []
+    for i in range(0, n, 7):
+        try:
+            c.get(f"key:{i:06d}")
+        except redis.ResponseError as e:
+            errors.append(str(e))
+    assert errors, "no read met the damaged blocks"
+    assert all(name in e for e in errors), (name, errors[:3])
+    lv = c.info("levee")
+    assert lv["corruption_errors"] >= 1 and lv["corruption_last_file"] == name and lv["corruption_marked"] == 1
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{srv.http_port}/metrics", timeout=10).read().decode()
+    assert re.search(r"^levee_storage_corruption_errors_total [1-9]", metrics, re.M), metrics[:200]
+    assert any('"severity":"ERROR"' in line and name in line for line in srv.read_log().splitlines())
+
+    # The next start says so before any read meets the damage again.
+    srv.stop()
+    srv.start()
+    assert srv.client().info("levee")["corruption_marked"] == 1
+    assert "an earlier run found damage" in srv.read_log()
+    srv.stop()
+
+    r = levee("check", "--data-dir", srv.data_dir)
+    assert r.returncode == 1 and name in r.stdout, r.stdout
+    # Repaired (here: the original bytes put back), a passing check clears the mark.
+    with open(victim, "wb") as f:
+        f.write(original)
+    r = levee("check", "--data-dir", srv.data_dir)
+    assert r.returncode == 0 and "cleared" in r.stdout, r.stdout
+    srv.start()
+    assert srv.client().info("levee")["corruption_marked"] == 0

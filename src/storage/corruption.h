@@ -1,0 +1,72 @@
+// CorruptionLog: damage LevelDB reports, named by the table file it was
+// found in, counted, and remembered across restarts.
+//
+// LevelDB 1.23's Status for a damaged block ("block checksum mismatch")
+// does not say which file the block came from. levee's Env wraps every
+// table file LevelDB opens, and each read records, per thread, which file it
+// read; LevelDB checks a block right after reading it on the same thread,
+// so for a point lookup the file last read there is the damaged one. A
+// background compaction that meets damage reports it through the info log.
+//
+// Each corruption is counted (INFO, metrics), logged at ERROR (rate-limited),
+// and written to <db>/LEVEE-CORRUPTION, so the next start says so too until
+// `levee check` passes on the directory and removes it.
+//
+// Thread-safe.
+#pragma once
+
+#include <leveldb/status.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace levee::storage {
+
+// Called by the Env's table files on each read (any thread).
+void NoteTableRead(uint64_t file_number, bool sst);
+// "000005.ldb": the table file this thread read last; empty if none.
+std::string LastTableRead();
+
+class CorruptionLog {
+ public:
+  // db_dir: LevelDB's directory. Reads an earlier run's marker.
+  explicit CorruptionLog(std::string db_dir);
+
+  // Converts a LevelDB status as FromLevelDB does; a corruption is recorded
+  // and, when a point read on this thread found it, named by file ("... in
+  // db/000005.ldb"): a lookup reads one file at a time, so the file it read
+  // last holds the damaged block. A scan merges many files and a
+  // compaction's error reaches writes later, so those are not named here
+  // (`levee check` names every damaged file).
+  Status Note(const leveldb::Status& s, std::string_view what, bool point_read);
+  // A line of LevelDB's info log that reports a corruption (a compaction's).
+  void NoteBackground(const std::string& line);
+
+  uint64_t count() const { return count_.load(); }
+  // The file and error of the newest corruption (this run's, or else the
+  // marker's from an earlier run); empty when there is none.
+  std::string last_file() const;
+  std::string last_error() const;
+  // The directory holds a marker: damage was found, by this run or before,
+  // and no `levee check` has passed since.
+  bool marked() const { return marked_.load(); }
+
+  // For `levee check`, after it found no damage.
+  static void ClearMarker(const std::string& db_dir);
+  static constexpr const char* kMarkerName = "LEVEE-CORRUPTION";
+
+ private:
+  void Record(const std::string& file, const std::string& error);
+  const std::string db_dir_;
+  std::atomic<uint64_t> count_{0};
+  std::atomic<bool> marked_{false};
+  mutable std::mutex mu_;
+  std::string last_file_, last_error_;  // guarded by mu_
+};
+
+}  // namespace levee::storage
