@@ -28,13 +28,15 @@ tests=(
   python3-kubernetes python3-yaml
   redis-server redis-tools redis-sentinel haproxy prometheus tmux iproute2 iptables
   awscli python3-botocore restic openssl
+  clang libclang-rt-14-dev
 )
 
 case "${1:-all}" in
   build) packages=("${build[@]}") ;;
   runtime) packages=("${runtime[@]}") ;;
   all) packages=("${build[@]}" "${runtime[@]}" "${tests[@]}") ;;
-  *) echo "install-deps: unknown group '$1' (use build, runtime or nothing for all)" >&2; exit 2 ;;
+  none) exit 0 ;;
+  *) echo "install-deps: unknown group '$1' (use build, runtime, none or nothing for all)" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -12,6 +12,20 @@ if [ ! -e tests/tools/node_modules/.package-lock.json ] || [ tests/tools/package
 fi
 echo "== unit tests (ctest)"
 ctest --test-dir build --output-on-failure --parallel "$(nproc)"
+# The same unit tests built with AddressSanitizer and UBSan: a memory error
+# or undefined behaviour fails the test that triggers it. SANITIZE_TESTS=0
+# skips this stage on a developer's machine.
+if [ "${SANITIZE_TESTS:-1}" != 0 ]; then
+  echo "== unit tests under AddressSanitizer + UBSan (build-asan/)"
+  BUILD_DIR=build-asan SANITIZE=address,undefined BUILD_TYPE=Sanitize TARGET=levee_unit_tests DEPS=none scripts/build.sh
+  ctest --test-dir build-asan --output-on-failure --parallel "$(nproc)"
+fi
+# Fuzz targets (fuzz/README.md), each for FUZZ_SECONDS (0 skips), after
+# their regression inputs.
+if [ "${FUZZ_SECONDS:-20}" != 0 ]; then
+  echo "== fuzzing (libFuzzer + ASan + UBSan)"
+  fuzz/build_and_run.sh "${FUZZ_SECONDS:-20}"
+fi
 echo "== integration tests (pytest)"
 cd tests/integration
 exec /usr/bin/python3 -m pytest -q -p no:cacheprovider "$@"

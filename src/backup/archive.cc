@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "backup/json_fields.h"
 #include "common/file.h"
 #include "wal/log.h"
 
@@ -95,7 +96,11 @@ Status LoadArchiveIndex(Repository& repo, ArchiveIndex* out) {
       t.id = timeline;
       t.parent = j["parent"].get<std::string>();
       t.fork = j["fork"].get<uint64_t>();
-      t.created_ms = j.value("created_ms", int64_t{0});
+      try {
+        t.created_ms = JsonIntOr<int64_t>(j, "created_ms", 0);
+      } catch (const std::exception& ex) {
+        return Status::Corruption("log archive history " + e.key + " in " + repo.url() + ": " + ex.what());
+      }
       out->timelines[timeline] = t;
       continue;
     }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "backup/json_fields.h"
 #include "backup/names.h"
 #include "common/coding.h"
 #include "common/version.h"
@@ -76,7 +77,7 @@ StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& 
   try {
     json j = json::parse(text);
     Manifest m;
-    m.format = j.at("format").get<int>();
+    m.format = JsonIntAt<int>(j, "format");
     if (m.format > kRepoFormat) {
       return Status::InvalidArgument(what + " has format " + std::to_string(m.format) + "; this levee reads up to " +
                                      std::to_string(kRepoFormat) + ": use a newer levee");
@@ -89,29 +90,32 @@ StatusOr<Manifest> ManifestFromJson(const std::string& text, const std::string& 
       return Status::Corruption(what + ": its id '" + m.id + "' is not the name it is stored under ('" +
                                 std::string(key_id) + "'); refusing it");
     }
-    m.time_ms = j.at("time_ms").get<int64_t>();
+    m.time_ms = JsonIntAt<int64_t>(j, "time_ms");
     m.levee_version = j.value("levee_version", "");
     m.source = j.value("source", "");
     m.instance_id = j.value("instance_id", "");
-    m.applied_sequence = j.at("applied_sequence").get<uint64_t>();
+    m.applied_sequence = JsonIntAt<uint64_t>(j, "applied_sequence");
     m.digest = j.value("digest", "");
-    m.digest_time_ms = j.value("digest_time_ms", int64_t{0});
-    m.barrier_us = j.value("barrier_us", uint64_t{0});
-    m.bytes = j.value("bytes", uint64_t{0});
-    m.read_bytes = j.value("read_bytes", uint64_t{0});
-    m.new_bytes = j.value("new_bytes", uint64_t{0});
-    m.new_stored_bytes = j.value("new_stored_bytes", uint64_t{0});
-    m.duration_ms = j.value("duration_ms", int64_t{0});
+    m.digest_time_ms = JsonIntOr<int64_t>(j, "digest_time_ms", 0);
+    m.barrier_us = JsonIntOr<uint64_t>(j, "barrier_us", 0);
+    m.bytes = JsonIntOr<uint64_t>(j, "bytes", 0);
+    m.read_bytes = JsonIntOr<uint64_t>(j, "read_bytes", 0);
+    m.new_bytes = JsonIntOr<uint64_t>(j, "new_bytes", 0);
+    m.new_stored_bytes = JsonIntOr<uint64_t>(j, "new_stored_bytes", 0);
+    m.duration_ms = JsonIntOr<int64_t>(j, "duration_ms", 0);
     for (const auto& f : j.at("files")) {
       FileEntry e;
       e.path = f.at("path").get<std::string>();
-      e.size = f.at("size").get<uint64_t>();
-      e.mtime_ns = f.value("mtime_ns", int64_t{0});
+      e.size = JsonIntAt<uint64_t>(f, "size");
+      e.mtime_ns = JsonIntOr<int64_t>(f, "mtime_ns", 0);
       uint64_t sum = 0;
       for (const auto& c : f.at("chunks")) {
-        e.chunks.push_back(ChunkRef{c.at("id").get<std::string>(), c.at("size").get<uint64_t>()});
+        e.chunks.push_back(ChunkRef{c.at("id").get<std::string>(), JsonIntAt<uint64_t>(c, "size")});
         if (!IsObjectId(e.chunks.back().id)) {
           return Status::Corruption(what + ": a chunk of " + e.path + " has an id that is not an object id");
+        }
+        if (e.chunks.back().size > UINT64_MAX - sum) {
+          return Status::Corruption(what + ": the chunk sizes of " + e.path + " overflow");
         }
         sum += e.chunks.back().size;
       }
@@ -151,7 +155,7 @@ StatusOr<std::unique_ptr<Repository>> Repository::Open(const std::string& url, c
   }
   try {
     json c = json::parse(text);
-    int format = c.at("format").get<int>();
+    int format = JsonIntAt<int>(c, "format");
     if (format > kRepoFormat) {
       return Status::InvalidArgument("backup repository " + url + " has format " + std::to_string(format) +
                                      "; this levee knows up to " + std::to_string(kRepoFormat) + ": use a newer levee");
@@ -285,9 +289,9 @@ StatusOr<std::unique_ptr<RepoLock>> Repository::Lock(bool exclusive, int64_t wai
       }
       try {
         json o = json::parse(text);
-        if (o.value("expires_ms", int64_t{0}) < NowMs()) continue;  // stale: its holder died
+        if (JsonIntOr<int64_t>(o, "expires_ms", 0) < NowMs()) continue;  // stale: its holder died
         conflict = e.key + " (" + o.value("what", "") + " on " + o.value("host", "") + " pid " +
-                   std::to_string(o.value("pid", int64_t{0})) + ")";
+                   std::to_string(JsonIntOr<int64_t>(o, "pid", 0)) + ")";
       } catch (const std::exception&) {
         continue;  // half-written by a store without atomic puts: treat as stale
       }
@@ -340,7 +344,7 @@ StatusOr<int> Repository::RemoveStaleLocks() {
     std::string text;
     if (!store_->Get(e.key, &text).ok()) continue;
     try {
-      if (json::parse(text).value("expires_ms", int64_t{0}) >= NowMs()) continue;
+      if (JsonIntOr<int64_t>(json::parse(text), "expires_ms", 0) >= NowMs()) continue;
     } catch (const std::exception&) {
     }
     LEVEE_RETURN_IF_ERROR(store_->Delete(e.key));

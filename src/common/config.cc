@@ -335,13 +335,24 @@ Status Config::LoadYamlText(const std::string& text, const std::string& path) {
   if (!root.IsMap()) {
     return Status::InvalidArgument("config file " + path + " must be a mapping of setting: value");
   }
-  for (const auto& kv : root) {
-    std::string key = kv.first.as<std::string>();
-    if (!kv.second.IsScalar()) {
-      return Status::InvalidArgument("setting '" + key + "' in " + path + " must be a single value, not a " +
-                                     (kv.second.IsSequence() ? "list" : "mapping"));
+  // yaml-cpp throws on a conversion it cannot make (a key that is itself a
+  // list or mapping, an alias to one): each is a clear error, never an
+  // exception out of the loader.
+  try {
+    for (const auto& kv : root) {
+      if (!kv.first.IsScalar()) {
+        return Status::InvalidArgument("config file " + path + ": a setting's name must be a plain word, not a " +
+                                       (kv.first.IsSequence() ? "list" : kv.first.IsMap() ? "mapping" : "null"));
+      }
+      std::string key = kv.first.as<std::string>();
+      if (!kv.second.IsScalar()) {
+        return Status::InvalidArgument("setting '" + key + "' in " + path + " must be a single value, not a " +
+                                       (kv.second.IsSequence() ? "list" : kv.second.IsMap() ? "mapping" : "null"));
+      }
+      LEVEE_RETURN_IF_ERROR(Set(key, kv.second.as<std::string>(), path));
     }
-    LEVEE_RETURN_IF_ERROR(Set(key, kv.second.as<std::string>(), path));
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument("config file " + path + " is not a mapping of setting: value (" + e.what() + ")");
   }
   return Status::OK();
 }

@@ -23,7 +23,7 @@ struct Row {
 Row* NewRow(std::string_view raw, bool absent) {
   auto* r = static_cast<Row*>(std::malloc(sizeof(Row) + raw.size()));
   r->size = absent ? kAbsent : static_cast<uint32_t>(raw.size());
-  std::memcpy(r->data, raw.data(), raw.size());
+  if (!raw.empty()) std::memcpy(r->data, raw.data(), raw.size());  // memcpy from null is undefined even for 0 bytes
   return r;
 }
 void DeleteRow(const leveldb::Slice&, void* v) { std::free(v); }

@@ -120,6 +120,19 @@ TEST(Manifest, RefusesNamesThatLeaveTheirDirectory) {
   EXPECT_TRUE(parse(m.id).status().IsCorruption());
 }
 
+// Found by fuzz/backup_object_fuzz.cc: a number too large for its field
+// (parsed as a float) was converted with undefined behaviour.
+TEST(Manifest, NumbersOutOfRangeAreCorruptionNotUndefinedBehaviour) {
+  const std::string head = R"({"format": 1, "id": "20261121T000000Z-abcdef", "applied_sequence": 1, "files": [], )";
+  for (const char* field : {R"("time_ms": 2222222222222222222222222222222})", R"("time_ms": 1.5})",
+                            R"("time_ms": 1, "bytes": -1})", R"("time_ms": "1"})",
+                            R"("time_ms": 1, "duration_ms": 1e300})"}) {
+    auto m = ManifestFromJson(head + field, "m", "20261121T000000Z-abcdef");
+    EXPECT_TRUE(m.status().IsCorruption()) << field;
+  }
+  EXPECT_TRUE(ManifestFromJson(head + R"("time_ms": 7})", "m", "20261121T000000Z-abcdef").ok());
+}
+
 TEST(Names, StoreKeys) {
   EXPECT_TRUE(IsStoreKey("config"));
   EXPECT_TRUE(IsStoreKey("objects/ab/" + std::string(64, 'a')));

@@ -173,5 +173,15 @@ TEST(ConfigTest, ConfigSetRefusesStartupOnlySettingsAndNotifiesWatchers) {
   EXPECT_EQ(seen, "always");
 }
 
+// Found by fuzz/config_fuzz.cc: a key that is a list or mapping made
+// yaml-cpp throw out of the loader (levee crashed on the file).
+TEST(ConfigTest, NonScalarKeysAreAnErrorNotAnException) {
+  Config c;
+  for (const char* text : {"? [a, b]\n: 1\n", "? {a: 1}\n: b\n", "? \n: 1\n", "port: [1, 2]\n", "port:\n"}) {
+    Status st = c.LoadYamlText(text, "x.yaml");
+    EXPECT_EQ(st.code(), Status::Code::kInvalidArgument) << text << " -> " << st.ToString();
+  }
+}
+
 }  // namespace
 }  // namespace levee
