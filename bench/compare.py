@@ -81,6 +81,26 @@ class Server:
         self.log.close()
 
 
+def alternated_levees(baseline, candidate, repeat, work, extra_args=()):
+    """Starts BASELINE and CANDIDATE levee binaries alternately (baseline
+    first on even repetitions, candidate first on odd ones), each on a fresh
+    data directory under work; yields (rep, which, server) and stops the
+    server and removes its data when the caller moves on."""
+    for rep in range(repeat):
+        for which in (("baseline", "candidate") if rep % 2 == 0 else ("candidate", "baseline")):
+            binary = baseline if which == "baseline" else candidate
+            port = free_port()
+            data = os.path.join(work, f"{which}-{rep}")
+            s = Server(which, [binary, "serve", "--port", str(port), "--http-port", "0", "--data-dir", data,
+                               "--log-format", "text"] + list(extra_args), port, work)
+            s.start()
+            try:
+                yield rep, which, s
+            finally:
+                s.stop()
+                shutil.rmtree(data, ignore_errors=True)
+
+
 def run_point(server, test, pipeline, size, requests, clients, client_prefix=()):
     before = cpu_seconds(server.proc.pid)
     out = subprocess.run(list(client_prefix) + ["redis-benchmark", "-p", str(server.port), "-c", str(clients), "-P", str(pipeline),

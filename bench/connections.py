@@ -21,7 +21,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import LEVEE, Server, free_port, run_point  # noqa: E402
+from compare import LEVEE, Server, alternated_levees, free_port, run_point  # noqa: E402
 
 
 def rss(pid):
@@ -73,6 +73,7 @@ def main():
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--idle", type=int, default=10_000, help="idle connections for the memory figure")
     args = ap.parse_args()
+    args.baseline, args.candidate = os.path.abspath(args.baseline), os.path.abspath(args.candidate)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     idle = min(args.idle, hard - 200)
@@ -81,28 +82,17 @@ def main():
     mem = {"baseline": [], "candidate": []}
     work = tempfile.mkdtemp(prefix="levee-conn-bench-")
     try:
-        for rep in range(args.repeat):
-            order = ["baseline", "candidate"] if rep % 2 == 0 else ["candidate", "baseline"]
-            for which in order:
-                binary = args.baseline if which == "baseline" else args.candidate
-                port = free_port()
-                data = os.path.join(work, f"{which}-{rep}")
-                s = Server(which, [binary, "serve", "--port", str(port), "--http-port", "0", "--data-dir", data,
-                                   "--log-format", "text", "--maxclients", str(idle + 100)], port, work)
-                s.start()
-                try:
-                    run_point(s, "set", 16, 100, args.keys, 50)  # prefill
-                    run_point(s, "set", 16, 100, args.keys, 50)  # overwrite
-                    settle(port, 60)
-                    row = {f"{t.upper()} -P {p}": run_point(s, t, p, 100, n, 50) for t, p, n in points}
-                    mem[which].append(idle_bytes_per_connection(port, s.proc.pid, idle))
-                finally:
-                    s.stop()
-                    shutil.rmtree(data, ignore_errors=True)
-                results[which].append(row)
-                print(f"rep {rep} {which:9} " + "  ".join(f"{k} {v['ops']:.0f} ops/s {v['cpu_us_per_op']:.2f} us/op"
-                                                         for k, v in row.items()) +
-                      f"  idle {mem[which][-1]:.0f} B/conn", file=sys.stderr, flush=True)
+        for rep, which, s in alternated_levees(args.baseline, args.candidate, args.repeat, work,
+                                               ["--maxclients", str(idle + 100)]):
+            run_point(s, "set", 16, 100, args.keys, 50)  # prefill
+            run_point(s, "set", 16, 100, args.keys, 50)  # overwrite
+            settle(s.port, 60)
+            row = {f"{t.upper()} -P {p}": run_point(s, t, p, 100, n, 50) for t, p, n in points}
+            mem[which].append(idle_bytes_per_connection(s.port, s.proc.pid, idle))
+            results[which].append(row)
+            print(f"rep {rep} {which:9} " + "  ".join(f"{k} {v['ops']:.0f} ops/s {v['cpu_us_per_op']:.2f} us/op"
+                                                     for k, v in row.items()) +
+                  f"  idle {mem[which][-1]:.0f} B/conn", file=sys.stderr, flush=True)
         # The reference: redis-server's own idle connection.
         port = free_port()
         r = Server("redis", ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
@@ -125,7 +115,7 @@ def main():
         cc = statistics.median(x[key]["cpu_us_per_op"] for x in results["candidate"])
         print(f"| {key} | {b:.0f} | {c:.0f} | {c / b:.3f} | {bc:.2f} | {cc:.2f} | {cc / bc:.3f} |")
     bm, cm = statistics.median(mem["baseline"]), statistics.median(mem["candidate"])
-    print(f"\n| memory per idle connection | baseline | candidate | redis-server |")
+    print("\n| memory per idle connection | baseline | candidate | redis-server |")
     print("|---|---|---|---|")
     print(f"| RSS growth / connection | {bm:.0f} B | {cm:.0f} B | {redis_idle:.0f} B |")
 

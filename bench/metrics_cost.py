@@ -15,7 +15,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import LEVEE, Server, free_port, run_point  # noqa: E402
+from compare import LEVEE, alternated_levees, run_point  # noqa: E402
 
 
 def main():
@@ -28,24 +28,12 @@ def main():
     results = {"baseline": [], "candidate": []}
     work = tempfile.mkdtemp(prefix="levee-metrics-cost-")
     try:
-        for rep in range(args.repeat):
-            order = ["baseline", "candidate"] if rep % 2 == 0 else ["candidate", "baseline"]
-            for which in order:
-                binary = args.baseline if which == "baseline" else args.candidate
-                port = free_port()
-                data = os.path.join(work, f"{which}-{rep}")
-                s = Server(which, [binary, "serve", "--port", str(port), "--http-port", "0", "--data-dir", data,
-                                   "--log-format", "text"], port, work)
-                s.start()
-                try:
-                    set_r = run_point(s, "set", 16, 100, args.requests, 50)
-                    get_r = run_point(s, "get", 16, 100, args.requests, 50)
-                finally:
-                    s.stop()
-                    shutil.rmtree(data, ignore_errors=True)
-                results[which].append((set_r, get_r))
-                print(f"rep {rep} {which:9} SET {set_r['ops']:>9.0f} ops/s {set_r['cpu_us_per_op']:.2f} us/op  "
-                      f"GET {get_r['ops']:>9.0f} ops/s {get_r['cpu_us_per_op']:.2f} us/op", file=sys.stderr, flush=True)
+        for rep, which, s in alternated_levees(args.baseline, args.candidate, args.repeat, work):
+            set_r = run_point(s, "set", 16, 100, args.requests, 50)
+            get_r = run_point(s, "get", 16, 100, args.requests, 50)
+            results[which].append((set_r, get_r))
+            print(f"rep {rep} {which:9} SET {set_r['ops']:>9.0f} ops/s {set_r['cpu_us_per_op']:.2f} us/op  "
+                  f"GET {get_r['ops']:>9.0f} ops/s {get_r['cpu_us_per_op']:.2f} us/op", file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"Medians of {args.repeat} alternating runs, fresh data each, -c 50 -P 16 -d 100 -r 1000000, "
