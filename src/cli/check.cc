@@ -2,8 +2,6 @@
 
 #include <fcntl.h>
 #include <leveldb/db.h>
-#include <leveldb/env.h>
-#include <leveldb/table.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -82,43 +80,6 @@ class Scratch {
  private:
   fs::path path_;
 };
-
-// Reads every block of every table file in dir on its own, checksums
-// verified: names each damaged file (a merged scan stops at the first
-// damage and cannot tell which of the files it was reading held it).
-void CheckTables(const fs::path& dir, std::vector<std::string>* problems) {
-  leveldb::Env* env = leveldb::Env::Default();
-  leveldb::Options o;
-  o.paranoid_checks = true;
-  leveldb::ReadOptions ro;
-  ro.verify_checksums = true;
-  ro.fill_cache = false;
-  std::error_code ec;
-  std::vector<fs::path> tables;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::string name = e.path().filename().string();
-    if (name.ends_with(".ldb") || name.ends_with(".sst")) tables.push_back(e.path());
-  }
-  std::sort(tables.begin(), tables.end());
-  for (const auto& path : tables) {
-    const std::string shown = "db/" + path.filename().string();
-    uint64_t size = 0;
-    leveldb::RandomAccessFile* raw = nullptr;
-    leveldb::Status s = env->GetFileSize(path.string(), &size);
-    if (s.ok()) s = env->NewRandomAccessFile(path.string(), &raw);
-    std::unique_ptr<leveldb::RandomAccessFile> file(raw);
-    leveldb::Table* t = nullptr;
-    if (s.ok()) s = leveldb::Table::Open(o, file.get(), size, &t);
-    std::unique_ptr<leveldb::Table> table(t);
-    if (s.ok()) {
-      std::unique_ptr<leveldb::Iterator> it(table->NewIterator(ro));
-      for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      }
-      s = it->status();
-    }
-    if (!s.ok()) problems->push_back(shown + " is damaged: " + s.ToString() + "; restore from a backup");
-  }
-}
 
 }  // namespace
 
@@ -200,7 +161,7 @@ int RunCheck(const std::string& data_dir, bool json) {
     }
     if (!it->status().ok()) {
       problems.push_back("LevelDB: " + it->status().ToString());
-      CheckTables(scratch.path(), &problems);
+      for (const auto& d : storage::FindDamagedTables(scratch.path())) problems.push_back(d + "; restore from a backup");
     }
     blob_files = (*engine)->blobs()->Stats().files;
   }

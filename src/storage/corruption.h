@@ -10,7 +10,10 @@
 //
 // Each corruption is counted (INFO, metrics), logged at ERROR (rate-limited),
 // and written to <db>/LEVEE-CORRUPTION, so the next start says so too until
-// `levee check` passes on the directory and removes it.
+// `levee check` passes on the directory and removes it. A corruption no file
+// could be named for (a scan's, a compaction's) starts one survey per run: a
+// background thread reads every table file on its own, checksums verified,
+// and names each damaged one (log, INFO, the marker).
 //
 // Thread-safe.
 #pragma once
@@ -22,6 +25,8 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "common/status.h"
 
@@ -32,10 +37,20 @@ void NoteTableRead(uint64_t file_number, bool sst);
 // "000005.ldb": the table file this thread read last; empty if none.
 std::string LastTableRead();
 
+// Reads every table file (*.ldb, *.sst) in db_dir on its own, block
+// checksums verified, without LevelDB's block cache: "db/NNNNNN.ldb: <why>"
+// for each damaged one. A merged scan stops at the first damage and cannot
+// tell which file held it; this can. stop (if set) is polled between files.
+std::vector<std::string> FindDamagedTables(const std::string& db_dir, const std::atomic<bool>* stop = nullptr);
+
 class CorruptionLog {
  public:
   // db_dir: LevelDB's directory. Reads an earlier run's marker.
   explicit CorruptionLog(std::string db_dir);
+  // Stops a survey between two files, and waits for it.
+  ~CorruptionLog();
+  CorruptionLog(const CorruptionLog&) = delete;
+  CorruptionLog& operator=(const CorruptionLog&) = delete;
 
   // Converts a LevelDB status as FromLevelDB does; a corruption is recorded
   // and, when a point read on this thread found it, named by file ("... in
@@ -62,7 +77,11 @@ class CorruptionLog {
 
  private:
   void Record(const std::string& file, const std::string& error);
+  void WriteMarker(const std::string& file, const std::string& error);
+  void StartSurvey();
   const std::string db_dir_;
+  std::atomic<bool> survey_started_{false}, stop_{false};
+  std::thread survey_;
   std::atomic<uint64_t> count_{0};
   std::atomic<bool> marked_{false};
   mutable std::mutex mu_;

@@ -341,6 +341,12 @@ def test_a_damaged_table_block_is_named_by_file_in_reply_log_info_metrics_and_ch
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{srv.http_port}/metrics", timeout=10).read().decode()
     assert re.search(r"^levee_storage_corruption_errors_total [1-9]", metrics, re.M), metrics[:200]
     assert any('"severity":"ERROR"' in line and name in line for line in srv.read_log().splitlines())
+    # A scan merges many files and cannot tell which held the damage: its
+    # error starts a survey of every table file, which names it.
+    with pytest.raises(redis.ResponseError, match="levee check"):
+        c.execute_command("DEBUG", "DIGEST")
+    wait_until(lambda: f"the table file survey found damage in {name}" in srv.read_log(), timeout=30,
+               what="the survey to name the damaged file")
 
     # The next start says so before any read meets the damage again.
     srv.stop()
