@@ -208,6 +208,18 @@ std::string UnknownKeyMessage(const std::string& name, const std::string& source
 
 }  // namespace
 
+std::vector<std::string> SplitCommaList(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, ',')) {
+    while (!cur.empty() && (cur.front() == ' ' || cur.front() == '\t')) cur.erase(0, 1);
+    while (!cur.empty() && (cur.back() == ' ' || cur.back() == '\t')) cur.pop_back();
+    if (!cur.empty()) out.push_back(cur);
+  }
+  return out;
+}
+
 bool ParseBytes(const std::string& in, int64_t* out) {
   std::string s = Lower(in);
   size_t i = 0;

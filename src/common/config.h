@@ -74,6 +74,10 @@ class Config {
   std::map<std::string, std::vector<std::function<void(const std::string&)>>> watchers_;
 };
 
+// A comma-separated list setting ("sync:, lock:", "flushall,config"): its
+// items, spaces around them trimmed, empty ones dropped.
+std::vector<std::string> SplitCommaList(const std::string& s);
+
 // Parses "123", "64mb", "1gb", "512k" (Redis' units: k=1000, kb=1024, ...).
 bool ParseBytes(const std::string& s, int64_t* out);
 

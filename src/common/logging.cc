@@ -74,6 +74,13 @@ void Log(Severity s, const std::string& component, const std::string& message, c
   std::fflush(stdout);
 }
 
+void RateLimit::Log(Severity s, const std::string& component, const std::string& message, nlohmann::json fields) {
+  uint64_t suppressed = 0;
+  if (!Allow(&suppressed)) return;
+  fields["suppressed_since_last"] = suppressed;
+  logging::Log(s, component, message, fields);
+}
+
 bool RateLimit::Allow(uint64_t* suppressed) {
   int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now().time_since_epoch()).count();

@@ -46,6 +46,10 @@ class RateLimit {
   // many lines of this kind were held back since the last one written, for
   // the line to report.
   bool Allow(uint64_t* suppressed = nullptr);
+  // Logs the line when Allow() lets it through, with a
+  // "suppressed_since_last" field added to fields.
+  void Log(Severity s, const std::string& component, const std::string& message,
+           nlohmann::json fields = nlohmann::json::object());
 
  private:
   const int per_minute_;

@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "common/clock.h"
 #include "common/coding.h"
@@ -21,18 +20,6 @@
 namespace levee::repl {
 namespace fs = std::filesystem;
 namespace {
-
-std::vector<std::string> SplitPrefixes(const std::string& s) {
-  std::vector<std::string> out;
-  std::string cur;
-  std::istringstream in(s);
-  while (std::getline(in, cur, ',')) {
-    while (!cur.empty() && cur.front() == ' ') cur.erase(0, 1);
-    while (!cur.empty() && cur.back() == ' ') cur.pop_back();
-    if (!cur.empty()) out.push_back(cur);
-  }
-  return out;
-}
 
 std::string Ip(const std::string& addr) {
   size_t colon = addr.rfind(':');
@@ -54,7 +41,7 @@ void Manager::ReloadSettings() {
   sync_replicas_ = c.GetInt("sync-replicas");
   sync_timeout_ms_ = c.GetInt("sync-timeout-ms");
   sync_fail_ = c.GetString("sync-timeout-policy") == "fail";
-  auto prefixes = SplitPrefixes(c.GetString("sync-key-prefixes"));
+  auto prefixes = SplitCommaList(c.GetString("sync-key-prefixes"));
   std::lock_guard<std::mutex> l(prefixes_mu_);
   sync_prefixes_ = std::move(prefixes);
 }

@@ -171,7 +171,6 @@ void Connection::Process() {
   // full resync swaps them under the exclusive lock).
   std::shared_lock<std::shared_mutex> data_lock(server_->data_mutex());
   while (!closed_ && !waiting_ && !protocol_error_ && !state_->close_after_reply && !state_->handoff) {
-    resp::RequestParser::Result r;
     if (has_held_) {
       has_held_ = false;
       std::vector<std::string> args = std::move(held_);
@@ -179,14 +178,11 @@ void Connection::Process() {
       continue;
     }
     size_t consumed = 0;
-    if (ext_ != nullptr) {
-      auto r0 = parser_.Parse(std::string_view(ext_ + ext_pos_, ext_len_ - ext_pos_), &consumed);
-      ext_pos_ += consumed;
-      r = r0;
-    } else {
-      r = parser_.Parse(std::string_view(in_.data() + in_pos_, in_len_ - in_pos_), &consumed);
-      in_pos_ += consumed;
-    }
+    const bool ext = ext_ != nullptr;
+    auto r = parser_.Parse(ext ? std::string_view(ext_ + ext_pos_, ext_len_ - ext_pos_)
+                               : std::string_view(in_.data() + in_pos_, in_len_ - in_pos_),
+                           &consumed);
+    (ext ? ext_pos_ : in_pos_) += consumed;
     if (r == resp::RequestParser::Result::kNeedMore) break;
     if (r == resp::RequestParser::Result::kError) {
       SubmitPending();  // writes parsed before the error still run, in order
@@ -199,11 +195,8 @@ void Connection::Process() {
         state_->close_after_reply = true;
       }
       static logging::RateLimit limit(10);
-      uint64_t suppressed = 0;
-      if (limit.Allow(&suppressed)) {
-        logging::Warn("net", "protocol error; closing client",
-                      {{"client", state_->addr}, {"error", parser_.error()}, {"suppressed_since_last", suppressed}});
-      }
+      limit.Log(logging::Severity::kWarning, "net", "protocol error; closing client",
+                {{"client", state_->addr}, {"error", parser_.error()}});
       break;
     }
     auto& args = parser_.args();
@@ -394,13 +387,10 @@ void Connection::Flush() {
   if (pending - std::min(pending, largest_reply_) > limit) {
     server_->stats().output_limit_disconnects++;
     static logging::RateLimit log_limit(10);
-    uint64_t suppressed = 0;
-    if (log_limit.Allow(&suppressed)) {
-      logging::Warn("net",
-                    authenticated ? "closing client: output buffer limit reached (client-output-buffer-limit)"
-                                  : "closing unauthenticated client: it left more than 1 KiB of replies unread",
-                    {{"client", state_->addr}, {"omem", pending}, {"suppressed_since_last", suppressed}});
-    }
+    log_limit.Log(logging::Severity::kWarning, "net",
+                  authenticated ? "closing client: output buffer limit reached (client-output-buffer-limit)"
+                                : "closing unauthenticated client: it left more than 1 KiB of replies unread",
+                  {{"client", state_->addr}, {"omem", pending}});
     Close("output buffer limit");
     return;
   }

@@ -188,18 +188,8 @@ Status Server::OpenData() {
     }
     password_hash_ = Sha256(password_);
   }
-  {
-    std::string list = config_->GetString("disabled-commands");
-    size_t start = 0;
-    while (start <= list.size()) {
-      size_t comma = list.find(',', start);
-      std::string name = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-      name.erase(0, name.find_first_not_of(" \t"));
-      name.erase(name.find_last_not_of(" \t") + 1);
-      if (!name.empty()) LEVEE_RETURN_IF_ERROR(table_.Disable(name));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
+  for (const auto& name : SplitCommaList(config_->GetString("disabled-commands"))) {
+    LEVEE_RETURN_IF_ERROR(table_.Disable(name));
   }
   protected_mode_ = config_->GetBool("protected-mode");
   if (password_.empty() && !protected_mode_) {
@@ -467,12 +457,9 @@ void Server::Accept() {
             "--protected-mode no or protected-mode: no in levee.yaml, and MAKE SURE levee is not reachable from "
             "networks you do not trust.\r\n";
         static logging::RateLimit limit(10);
-        uint64_t suppressed = 0;
-        if (limit.Allow(&suppressed)) {
-          logging::Warn("net", "refused a client from a non-loopback address: protected mode (no password set)",
-                        {{"client", rec ? std::string("?") : remote.address().to_string()},
-                         {"suppressed_since_last", suppressed}});
-        }
+        limit.Log(logging::Severity::kWarning, "net",
+                  "refused a client from a non-loopback address: protected mode (no password set)",
+                  {{"client", rec ? std::string("?") : remote.address().to_string()}});
         asio::error_code ignored;
         socket.non_blocking(true, ignored);
         asio::write(socket, asio::buffer(kDenied), ignored);
@@ -574,12 +561,9 @@ bool Server::CheckPassword(std::string_view password) {
 void Server::RecordAuthFailure(const commands::ClientState& client, std::string_view user) {
   stats_.auth_failures++;
   static logging::RateLimit limit(10);
-  uint64_t suppressed = 0;
-  if (limit.Allow(&suppressed)) {
-    logging::Warn("auth", "failed AUTH: wrong password or user",
-                  {{"client", client.addr}, {"user", std::string(user.substr(0, 64))},
-                   {"suppressed_since_last", suppressed}, {"total", stats_.auth_failures.load()}});
-  }
+  limit.Log(logging::Severity::kWarning, "auth", "failed AUTH: wrong password or user",
+            {{"client", client.addr}, {"user", std::string(user.substr(0, 64))},
+             {"total", stats_.auth_failures.load()}});
 }
 
 uint64_t Server::SaveCursor(std::string next_key) {

@@ -41,8 +41,7 @@ Writer::Writer(storage::Engine* engine, wal::Log* log, commands::Services* servi
       fsync_(o.fsync),
       max_group_(o.max_group),
       expire_per_cycle_(o.expire_keys_per_cycle),
-      keep_segments_(o.keep_segments),
-      min_free_disk_(o.min_free_disk_bytes) {
+      keep_segments_(o.keep_segments) {
   set_min_free_disk_bytes(o.min_free_disk_bytes);
 }
 

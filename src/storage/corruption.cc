@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/logging.h"
+#include "storage/engine.h"
 
 namespace levee::storage {
 namespace {
@@ -101,13 +102,8 @@ CorruptionLog::~CorruptionLog() {
 
 Status CorruptionLog::Note(const leveldb::Status& s, std::string_view what, bool point_read) {
   if (s.ok()) return Status::OK();
+  if (!s.IsCorruption()) return FromLevelDB(s, what);
   std::string text = s.ToString();
-  if (!s.IsCorruption()) {
-    std::string msg = std::string(what) + ": " + text;
-    if (s.IsNotFound()) return Status::NotFound(msg);
-    if (text.find("No space left") != std::string::npos) return Status::NoSpace(msg);
-    return Status::IOError(msg);
-  }
   std::string file;
   if (point_read && text.find(".ldb") == std::string::npos && text.find(".sst") == std::string::npos &&
       text.find(".log") == std::string::npos && text.find("MANIFEST") == std::string::npos) {
@@ -150,11 +146,9 @@ void CorruptionLog::Record(const std::string& file, const std::string& error) {
     last_error_ = error;
   }
   static logging::RateLimit limit(10);
-  uint64_t suppressed = 0;
-  if (limit.Allow(&suppressed)) {
-    logging::Error("storage", "LevelDB found damaged data" + (file.empty() ? std::string() : " in " + file),
-                   {{"file", file}, {"error", error}, {"count", count_.load()}, {"suppressed_since_last", suppressed}});
-  }
+  limit.Log(logging::Severity::kError, "storage",
+            "LevelDB found damaged data" + (file.empty() ? std::string() : " in " + file),
+            {{"file", file}, {"error", error}, {"count", count_.load()}});
   if (marked_.exchange(true)) return;
   WriteMarker(file, error);
 }
