@@ -43,6 +43,18 @@ def free_port():
     raise AssertionError("no free port below the ephemeral range")
 
 
+def require(condition, reason):
+    """Skips a test whose tool or privilege is missing, with the reason; when
+    CI is set (GitHub Actions and .ci/run set it) the test fails instead, so
+    a CI run never passes by skipping."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: a missing tool or privilege fails the run instead of skipping)",
+                    pytrace=False)
+    pytest.skip(reason)
+
+
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     """Polls predicate until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout

@@ -1,0 +1,217 @@
+"""Power cuts, not kill -9: levee's data directory sits on powercut_fs.py,
+which drops everything not made durable by fsync/fdatasync (file data,
+sizes, renames, new directory entries) when the power goes. Clients keep a
+ledger of what they were told; after each boot every acknowledged write
+must be there, and nothing unacknowledged may be half there.
+
+Set POWERCUT_REPORT to a file to get the figures of each test appended to
+it as JSON lines (docs/benchmarks.md records them)."""
+import json
+import os
+import random
+import subprocess
+import time
+import zlib
+
+import pytest
+
+from conftest import LEVEE, Levee, free_port, wait_until
+from powercut import Disk, Ledger, Writers, require_fuse
+
+# Small files, so a few seconds of writes roll log segments, flush and
+# compact LevelDB, seal blob files and collect them.
+BUSY = ["--write-buffer-mb", "1", "--wal-segment-mb", "1", "--wal-keep-segments", "1",
+        "--blob-file-mb", "1", "--blob-gc-garbage-percent", "10", "--blob-min-bytes", "1024"]
+
+
+def report(test, **figures):
+    path = os.environ.get("POWERCUT_REPORT")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": test, **figures}) + "\n")
+
+
+@pytest.fixture
+def disk(tmpdir_path):
+    require_fuse()
+    d = Disk(tmpdir_path).mount()
+    yield d
+    d.close()
+
+
+def boot(disk, name, args, round_no):
+    s = Levee(os.path.join(disk.mnt, name), args, port=free_port())
+    s.log_path = os.path.join(disk.base, f"levee-{name}-{round_no}.log")  # off the volume that loses power
+    s.start()
+    return s
+
+
+def power_cut_rounds(disk, args, rounds, seed, arm=None, modes=("strict", "torn"), threads=6, blob_bytes=1500,
+                     duration=(0.3, 2.0)):
+    """Runs writers, cuts the power (at a random moment, or when arm's
+    trigger fires), boots and checks, rounds times. Returns the figures."""
+    rng = random.Random(seed)
+    ledger = Ledger()
+    disk.mkdir_durable("data")
+    figures = {"rounds": 0, "acknowledged": 0, "lost": 0, "cut_mid": 0}
+    for r in range(rounds):
+        s = boot(disk, "data", args, r)
+        ledger.check(s.client())
+        w = Writers(s.port, ledger, f"r{r}", threads=threads, blob_bytes=blob_bytes).start()
+        if arm is not None:
+            arm(disk, s, rng)
+            frozen = disk.ctl(op="wait_frozen", timeout=60)["frozen"]
+            assert frozen, f"round {r}: the trigger never fired; log: {s.read_log()[-2000:]}"
+            figures["cut_mid"] += 1
+        else:
+            wait_until(lambda: w.acks > 0, 30, what="a first acknowledged write")
+            deadline = time.monotonic() + rng.uniform(*duration)
+            wait_until(lambda: time.monotonic() >= deadline, 10, what="the moment of the cut")
+        disk.cut([s.proc], mode=modes[r % len(modes)], seed=rng.randrange(1 << 30))
+        w.stop()
+        s.log.close()
+        assert not w.errors, w.errors[:5]
+        assert w.acks > 0, f"round {r} acknowledged nothing"
+        figures["rounds"] += 1
+        figures["acknowledged"] += w.acks
+    s = boot(disk, "data", args, rounds)
+    try:
+        ledger.check(s.client())
+    finally:
+        s.stop()
+    return figures
+
+
+def test_power_cut_at_random_moments_loses_no_acknowledged_write(disk):
+    args = ["--fsync", "always"] + BUSY
+    figures = power_cut_rounds(disk, args, rounds=8, seed=11)
+    report("random moments, fsync always", **figures)
+
+
+# Where the power goes: just before the named operation, the Nth time.
+MID = {
+    "group commit (before the log's fdatasync)": ("fsync", "/data/wal/*.wal", (3, 60)),
+    "LevelDB flush or compaction (writing a table file)": ("write", "/data/db/*.ldb", (1, 30)),
+    "blob GC (removing a collected blob file)": ("unlink", "/data/db/vlog-*.blob", (1, 2)),
+    "log trim (removing a segment)": ("unlink", "/data/wal/*.wal", (1, 3)),
+}
+
+
+@pytest.mark.parametrize("where", list(MID))
+def test_power_cut_mid_operation_loses_no_acknowledged_write(disk, where):
+    on, path, (lo, hi) = MID[where]
+
+    def arm(disk, server, rng):
+        disk.ctl(op="trigger", on=on, path=path, after=rng.randint(lo, hi))
+    args = ["--fsync", "always"] + BUSY
+    figures = power_cut_rounds(disk, args, rounds=2, seed=zlib.crc32(where.encode()), arm=arm)
+    assert figures["cut_mid"] == 2
+    report(f"mid {where}", **figures)
+
+
+def test_power_cut_during_recovery_loses_no_acknowledged_write(disk):
+    """The power goes again while levee opens what the last cut left: as
+    LevelDB writes its new MANIFEST, renames CURRENT to it, or replays."""
+    args = ["--fsync", "always"] + BUSY
+    rng = random.Random(5)
+    ledger = Ledger()
+    disk.mkdir_durable("data")
+    cuts = [("rename", "/data/db/CURRENT", 1), ("write", "/data/db/MANIFEST-*", 1), ("fsync", "/data/db/*", 2),
+            ("unlink", "/data/db/*.log", 1)]
+    acked = 0
+    for r, (on, path, after) in enumerate(cuts):
+        s = boot(disk, "data", args, f"{r}w")
+        ledger.check(s.client())
+        w = Writers(s.port, ledger, f"r{r}", blob_bytes=1500).start()
+        wait_until(lambda: w.acks > 200, 60, what="200 acknowledged writes")
+        disk.cut([s.proc], seed=rng.randrange(1 << 30))
+        w.stop()
+        s.log.close()
+        assert not w.errors, w.errors[:5]
+        acked += w.acks
+        # Boot, and cut again in the middle of the recovery.
+        disk.ctl(op="trigger", on=on, path=path, after=after)
+        s = Levee(os.path.join(disk.mnt, "data"), args, port=free_port())
+        s.log_path = os.path.join(disk.base, f"levee-recovery-{r}.log")
+        s.start(wait=False)
+        assert disk.ctl(op="wait_frozen", timeout=60)["frozen"], f"{on} {path} never happened while opening"
+        disk.cut([s.proc], seed=rng.randrange(1 << 30))
+        s.log.close()
+    s = boot(disk, "data", args, "last")
+    try:
+        ledger.check(s.client())
+    finally:
+        s.stop()
+    report("power cut during recovery", rounds=len(cuts) * 2, acknowledged=acked, lost=0, cut_mid=len(cuts))
+
+
+def test_harness_sees_a_missing_log_fsync(disk):
+    """The same rounds with levee's fsync of its log made a no-op by the
+    filesystem: acknowledged writes are lost, and the ledger says so."""
+    disk.mkdir_durable("data")
+    disk.ctl(op="ignore_sync", path="/data/wal/*.wal")
+    ledger = Ledger()
+    s = boot(disk, "data", ["--fsync", "always"], 0)
+    w = Writers(s.port, ledger, "r0", blob_bytes=0).start()
+    wait_until(lambda: w.acks > 100, 60, what="100 acknowledged writes")
+    disk.cut([s.proc])
+    w.stop()
+    s.log.close()
+    s = boot(disk, "data", ["--fsync", "always"], 1)
+    try:
+        lost = ledger.check(s.client(), strict=False)
+    finally:
+        s.stop()
+    assert len(lost) > 0, "the harness did not notice writes acknowledged without a log fsync"
+
+
+def test_harness_sees_a_missing_directory_sync(disk):
+    """New log segments whose directory entry is never synced (the rename or
+    create "without a directory sync" bug): the records in them are lost."""
+    disk.mkdir_durable("data")
+    disk.ctl(op="ignore_sync", path="/data/wal")
+    ledger = Ledger()
+    args = ["--fsync", "always", "--wal-segment-mb", "1"]
+    s = boot(disk, "data", args, 0)
+    w = Writers(s.port, ledger, "r0", blob_bytes=0).start()
+    wait_until(lambda: len(os.listdir(os.path.join(disk.mnt, "data", "wal"))) >= 3, 120, what="a third log segment")
+    disk.cut([s.proc])
+    w.stop()
+    s.log.close()
+    s = boot(disk, "data", args, 1)
+    try:
+        lost = ledger.check(s.client(), strict=False)
+    finally:
+        s.stop()
+    assert len(lost) > 0, "the harness did not notice segments whose directory entries were never synced"
+
+
+def info_field(client, section, field):
+    return client.info(section)[field]
+
+
+def test_group_commit_shares_one_fsync_among_concurrent_writers(disk):
+    """16 clients writing at once with fsync always: levee answers each
+    only after its log is synced, but one fdatasync covers a whole group.
+    Counted twice: by levee (INFO wal_fsyncs) and by the filesystem."""
+    disk.mkdir_durable("data")
+    s = boot(disk, "data", ["--fsync", "always"], 0)
+    try:
+        c = s.client()
+        before_levee = info_field(c, "persistence", "wal_fsyncs")
+        before_fs = sum(v for k, v in disk.ctl(op="stats")["syncs"].items() if k.startswith("/data/wal/"))
+        ledger = Ledger()
+        w = Writers(s.port, ledger, "g", threads=16, blob_bytes=0).start()
+        wait_until(lambda: w.acks >= 3000, 120, what="3000 acknowledged writes")
+        w.stop()
+        assert not w.errors, w.errors[:5]
+        syncs_levee = info_field(c, "persistence", "wal_fsyncs") - before_levee
+        syncs_fs = sum(v for k, v in disk.ctl(op="stats")["syncs"].items() if k.startswith("/data/wal/")) - before_fs
+        writes = info_field(c, "stats", "total_commands_processed")
+    finally:
+        s.stop()
+    report("group commit, 16 clients, fsync always", acknowledged=w.acks, wal_fsyncs_levee=syncs_levee,
+           wal_fsyncs_filesystem=syncs_fs, writes_per_fsync=round(w.acks / max(1, syncs_fs), 2))
+    assert 0 < syncs_fs < w.acks * 0.8, (syncs_fs, w.acks)
+    # Every sync levee counts reached the filesystem (a segment roll adds one of its own).
+    assert syncs_levee <= syncs_fs <= syncs_levee + 4, (syncs_levee, syncs_fs, writes)
