@@ -247,13 +247,20 @@ void Writer::RunSyncer() {
   while (!syncer_stop_) {
     sync_cv_.wait_for(l, std::chrono::seconds(1), [this] { return syncer_stop_; });
     if (syncer_stop_) break;
-    if (fsync_.load() != FsyncPolicy::kEverySec || (!log_->has_unsynced() && !engine_->blobs()->has_unsynced())) {
+    if (fsync_.load() != FsyncPolicy::kEverySec || (!log_->has_unsynced() && !engine_->blobs()->has_unsynced()) ||
+        !failure().empty()) {
       continue;
     }
     auto t0 = std::chrono::steady_clock::now();
     Status st = SyncLogAndBlobs();
     if (!st.ok()) {
-      logging::Error("wal", "background fsync failed; will retry", {{"error", st.ToString()}});
+      // Not retried: after a failed fsync the kernel may have dropped the
+      // dirty pages, and a later fsync that succeeds says nothing about
+      // them (PostgreSQL's "fsyncgate"). Stop acknowledging writes.
+      SetFailure("background fsync of the write-ahead log failed (" + st.message() +
+                 "); writes are refused until levee restarts, and writes acknowledged since the last good sync "
+                 "(up to about a second of them) may be lost: check the disk, then restart levee, which replays "
+                 "its log");
       continue;
     }
     stats_.fsyncs++;
@@ -502,6 +509,10 @@ void Writer::ApplyReplicated(ReplicatedBatch& b) {
     if (st.ok() && fsync_.load() == FsyncPolicy::kAlways) {
       st = SyncLogAndBlobs();
       stats_.fsyncs++;
+      if (!st.ok()) {
+        SetFailure("fsync of the write-ahead log failed applying replicated records (" + st.message() +
+                   "); writes are refused until levee restarts, which replays its log");
+      }
     }
     if (st.ok()) {
       stats_.log_bytes += b.frames.size();

@@ -215,3 +215,80 @@ def test_group_commit_shares_one_fsync_among_concurrent_writers(disk):
     assert 0 < syncs_fs < w.acks * 0.8, (syncs_fs, w.acks)
     # Every sync levee counts reached the filesystem (a segment roll adds one of its own).
     assert syncs_levee <= syncs_fs <= syncs_levee + 4, (syncs_levee, syncs_fs, writes)
+
+
+def test_everysec_loses_at_most_about_a_second(disk):
+    """fsync everysec acknowledges before the log is synced: a power cut
+    loses what was acknowledged since the last once-a-second sync, and no
+    more. Measured: the oldest lost write's age at the cut."""
+    args = ["--fsync", "everysec"]  # default sizes: a segment roll (which syncs) would shorten the window
+    rng = random.Random(3)
+    ledger = Ledger()
+    disk.mkdir_durable("data")
+    windows, acked, lost_total = [], 0, 0
+    for r in range(4):
+        s = boot(disk, "data", args, r)
+        ledger.check(s.client(), strict=False)
+        w = Writers(s.port, ledger, f"r{r}", blob_bytes=1500).start()
+        wait_until(lambda: w.acks > 0, 30, what="a first acknowledged write")
+        deadline = time.monotonic() + rng.uniform(1.5, 3.0)
+        wait_until(lambda: time.monotonic() >= deadline, 10, what="the moment of the cut")
+        cut_at = time.time()
+        disk.cut([s.proc])
+        w.stop()
+        s.log.close()
+        assert not w.errors, w.errors[:5]
+        acked += w.acks
+        s = boot(disk, "data", args, f"{r}c")
+        try:
+            lost = ledger.check(s.client(), strict=False)
+        finally:
+            s.stop()
+        lost_total += len(lost)
+        if lost:
+            windows.append(cut_at - min(t for _, _, _, t in lost))
+    report("fsync everysec", rounds=4, acknowledged=acked, lost=lost_total,
+           loss_window_seconds=[round(x, 3) for x in windows])
+    assert lost_total > 0, "no write lost: the cut did not fall between syncs, the test proved nothing"
+    assert max(windows) < 2.0, f"everysec lost writes acknowledged {max(windows):.2f}s before the cut"
+
+
+@pytest.mark.parametrize("policy", ["always", "everysec"])
+def test_failed_log_fsync_stops_acknowledging_writes(disk, policy):
+    """The filesystem fails one fsync of the log with EIO and, as Linux
+    does, forgets the writes it was to make durable. levee must not retry
+    and carry on: it refuses writes from then on and says why, and nothing
+    it acknowledged under fsync always is missing after a power cut."""
+    disk.mkdir_durable("data")
+    args = ["--fsync", policy]
+    s = boot(disk, "data", args, 0)
+    ledger = Ledger()
+    w = Writers(s.port, ledger, "f", blob_bytes=0, tolerate_replies=True).start()
+    wait_until(lambda: w.acks > 200, 60, what="200 acknowledged writes")
+    failed_at = time.time()
+    disk.ctl(op="fail_fsync", path="/data/wal/*.wal", count=1)
+    c = s.client()
+
+    def refused():
+        try:
+            c.set("probe", "x")
+        except Exception as e:  # noqa: BLE001 - the refusal is what we wait for
+            return str(e)
+        return None
+    msg = wait_until(refused, 10, what="writes to be refused after the failed fsync")
+    assert "fsync of the write-ahead log failed" in msg and "refused" in msg, msg
+    acks_then = w.acks
+    wait_until(lambda: len(w.replies) >= 6, 10, what="every writer to be refused")
+    assert w.acks - acks_then <= len(w.threads), "writes were still acknowledged after the failure"
+    assert "fsync" in s.read_log()
+    disk.cut([s.proc])
+    w.stop()
+    s.log.close()
+    assert not w.errors, w.errors[:5]
+    s = boot(disk, "data", args, 1)
+    try:
+        lost = ledger.check(s.client(), strict=(policy == "always"))
+    finally:
+        s.stop()
+    # everysec: only what was acknowledged in the second before the failure.
+    assert all(t is not None and t >= failed_at - 2.0 for _, _, _, t in lost), lost[:5]
