@@ -29,7 +29,12 @@ tests=(
   redis-server redis-tools redis-sentinel haproxy prometheus tmux iproute2 iptables
   awscli python3-botocore restic openssl
   clang libclang-rt-14-dev
+  python3-fusepy fuse3 python3-pytest-timeout
 )
+# Node.js and npm run the JavaScript test tools (tests/tools: s3rver, the
+# manifest validator). A machine that already has a node (nvm, NodeSource)
+# keeps it; a fresh Debian gets Debian's.
+command -v npm >/dev/null 2>&1 || tests+=(nodejs npm)
 
 case "${1:-all}" in
   build) packages=("${build[@]}") ;;

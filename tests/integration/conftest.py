@@ -55,6 +55,32 @@ def require(condition, reason):
     pytest.skip(reason)
 
 
+def _sudo_prefix():
+    if os.geteuid() == 0:
+        return []
+    if shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
+        return ["sudo", "-n"]
+    return None
+
+
+SUDO = _sudo_prefix()
+
+
+def privileged(*cmd):
+    """cmd as root: as it is when the tests run as root, through sudo -n when
+    they run as a user who may (README: the suite may run that way)."""
+    require(SUDO is not None, f"{cmd[0]} needs root: run the tests as root or as a user with passwordless sudo")
+    return SUDO + list(cmd)
+
+
+def as_this_user():
+    """Put after `ip netns exec NS` run through sudo: drops back to the test's
+    own user, so the processes it starts are ours to signal."""
+    if not SUDO:
+        return []
+    return ["setpriv", f"--reuid={os.getuid()}", f"--regid={os.getgid()}", "--clear-groups"]
+
+
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     """Polls predicate until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout
@@ -197,13 +223,12 @@ def mem_total_bytes():
 def netns_pair():
     """A namespace joined to this one by a veth pair: 10.213.7.1 here,
     10.213.7.2 inside. Removed afterwards."""
-    if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("iptables") is None:
-        pytest.skip("needs root, iproute2 and iptables to build a network namespace")
+    require(shutil.which("ip") and shutil.which("iptables"), "needs iproute2 and iptables to build a network namespace")
     tag = f"{os.getpid() % 10000}"
     ns, host_if, ns_if = f"lvr{tag}", f"lvh{tag}", f"lvn{tag}"
 
     def sh(*cmd):
-        subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+        subprocess.run(privileged(*cmd), check=True, capture_output=True, timeout=30)
 
     sh("ip", "netns", "add", ns)
     try:
@@ -216,5 +241,5 @@ def netns_pair():
         sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
         yield ns, sh
     finally:
-        subprocess.run(["ip", "link", "del", host_if], capture_output=True, timeout=30)
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+        subprocess.run(privileged("ip", "link", "del", host_if), capture_output=True, timeout=30)
+        subprocess.run(privileged("ip", "netns", "del", ns), capture_output=True, timeout=30)

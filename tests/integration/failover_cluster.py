@@ -14,7 +14,7 @@ import time
 
 import redis
 
-from conftest import LEVEE, free_port, terminate, wait_until
+from conftest import LEVEE, as_this_user, free_port, privileged, terminate, wait_until
 
 MASTER = "mymaster"
 DOWN_AFTER_MS = 1000
@@ -93,7 +93,7 @@ class Node:
         else:
             args = ["redis-server", self.config_path]
         if self.netns:
-            args = ["ip", "netns", "exec", self.netns] + args
+            args = privileged("ip", "netns", "exec", self.netns) + as_this_user() + args
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         wait_until(lambda: self.alive_and_answering(), 30, what=f"{self.kind} node {self.index} up")
         return self
@@ -160,7 +160,7 @@ class Sentinels:
             log = open(os.path.join(d, "sentinel.log"), "ab")
             cmd = ["redis-sentinel", conf]
             if netns:
-                cmd = ["ip", "netns", "exec", netns] + cmd
+                cmd = privileged("ip", "netns", "exec", netns) + as_this_user() + cmd
             self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
             self.ports.append(port)
             self.logs.append(log)

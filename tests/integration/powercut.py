@@ -20,7 +20,7 @@ import time
 
 import redis
 
-from conftest import require, wait_until
+from conftest import SUDO, privileged, require, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FS = os.path.join(HERE, "powercut_fs.py")
@@ -28,7 +28,7 @@ PYTHON = "/usr/bin/python3"  # Debian's, which has python3-fusepy
 
 
 def require_fuse():
-    require(os.geteuid() == 0, "the power-cut tests mount a FUSE filesystem: run them as root (or through sudo)")
+    require(SUDO is not None, "the power-cut tests mount a FUSE filesystem: run them as root or with passwordless sudo")
     require(os.path.exists("/dev/fuse"), "the power-cut tests need /dev/fuse")
     rep = subprocess.run([PYTHON, "-c", "import fusepy"], capture_output=True)
     require(rep.returncode == 0, "the power-cut tests need Debian's python3-fusepy (scripts/install-deps.sh)")
@@ -49,7 +49,8 @@ class Disk:
         if os.path.exists(self.sock):
             os.unlink(self.sock)
         self.log = open(os.path.join(self.base, f"fs-{self.boots}.log"), "ab")
-        self.proc = subprocess.Popen([PYTHON, FS, self.mnt, self.sock] + ([image] if image else []),
+        owner = [] if os.geteuid() == 0 else ["--owner", f"{os.getuid()}:{os.getgid()}"]
+        self.proc = subprocess.Popen(privileged(PYTHON, FS, self.mnt, self.sock, *owner) + ([image] if image else []),
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
         def up():
@@ -109,7 +110,7 @@ class Disk:
 
         def done():
             if os.path.ismount(self.mnt):
-                subprocess.run(["umount", self.mnt], capture_output=True, timeout=30)
+                subprocess.run(privileged("umount", self.mnt), capture_output=True, timeout=30)
             return not os.path.ismount(self.mnt)
         try:
             wait_until(done, 30, interval=0.1, what=f"{self.mnt} to unmount")
@@ -122,7 +123,7 @@ class Disk:
 
     def close(self):
         if self.proc is not None and os.path.ismount(self.mnt):
-            subprocess.run(["umount", "-l", self.mnt], capture_output=True, timeout=30)
+            subprocess.run(privileged("umount", "-l", self.mnt), capture_output=True, timeout=30)
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=30)

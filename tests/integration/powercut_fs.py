@@ -43,7 +43,8 @@ it from the test:
 Threads: FUSE calls come on libfuse's threads and the control socket on one
 thread of its own; one lock orders all of them.
 
-Usage: /usr/bin/python3 powercut_fs.py MOUNTPOINT CONTROL_SOCKET [IMAGE_TO_LOAD]
+Usage: /usr/bin/python3 powercut_fs.py MOUNTPOINT CONTROL_SOCKET [--owner UID:GID] [IMAGE_TO_LOAD]
+(--owner: mounted by root for that user: files are theirs, and they may use it)
 """
 import errno
 import fnmatch
@@ -59,6 +60,7 @@ import time
 from fusepy import FUSE, FuseOSError, Operations
 
 BLOCK = 4096
+OWNER = (os.getuid(), os.getgid())
 CAPACITY = 64 << 30
 
 
@@ -291,7 +293,7 @@ class PowerCutFS(Operations):
             size = len(node.data) if node.kind == "file" else (len(node.target) if node.kind == "link" else BLOCK)
             return {"st_mode": node.mode, "st_nlink": node.nlink, "st_size": size, "st_ino": node.ino,
                     "st_mtime": node.mtime, "st_ctime": node.mtime, "st_atime": node.mtime,
-                    "st_uid": os.getuid(), "st_gid": os.getgid(), "st_blocks": (size + 511) // 512}
+                    "st_uid": OWNER[0], "st_gid": OWNER[1], "st_blocks": (size + 511) // 512}
 
     def statfs(self, path):
         used = 0  # not counted: the tests never fill it
@@ -469,6 +471,7 @@ class PowerCutFS(Operations):
 def serve_control(fs, sock_path):
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.bind(sock_path)
+    os.chown(sock_path, *OWNER)
     srv.listen(8)
 
     def session(conn):
@@ -487,11 +490,18 @@ def serve_control(fs, sock_path):
 
 
 def main():
-    mountpoint, sock_path = sys.argv[1], sys.argv[2]
-    fs = PowerCutFS(sys.argv[3] if len(sys.argv) > 3 else None)
+    global OWNER
+    args = sys.argv[1:]
+    owned = "--owner" in args
+    if owned:
+        i = args.index("--owner")
+        OWNER = tuple(int(x) for x in args[i + 1].split(":"))
+        del args[i:i + 2]
+    mountpoint, sock_path = args[0], args[1]
+    fs = PowerCutFS(args[2] if len(args) > 2 else None)
     threading.Thread(target=serve_control, args=(fs, sock_path), daemon=True).start()
     FUSE(fs, mountpoint, foreground=True, nothreads=False, hard_remove=True, use_ino=True, default_permissions=True,
-         attr_timeout=0, entry_timeout=0, negative_timeout=0, fsname="powercut")
+         attr_timeout=0, entry_timeout=0, negative_timeout=0, fsname="powercut", allow_other=owned)
 
 
 if __name__ == "__main__":

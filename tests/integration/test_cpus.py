@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from conftest import Levee
+from conftest import Levee, require
 
 
 def started_by(data_dir, prefix):
@@ -42,7 +42,7 @@ def make_cpu_cgroup(quota_us, period_us=100000):
             with open(os.path.join(d, "cpu.max"), "w") as f:
                 f.write(f"{quota_us} {period_us}")
             return d
-    pytest.skip("this machine has no cgroup hierarchy with the cpu controller to test a CPU limit with")
+    require(False, "this machine has no cgroup hierarchy with the cpu controller to test a CPU limit with")
 
 
 def test_default_io_threads_follow_the_machine_without_limits(tmpdir_path):
@@ -58,9 +58,8 @@ def test_default_io_threads_follow_the_machine_without_limits(tmpdir_path):
         s.stop()
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None,
-                    reason="needs two CPUs and taskset")
 def test_an_affinity_mask_of_one_cpu_gives_one_io_thread(tmpdir_path):
+    require(len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset"), "needs two CPUs and taskset")
     s = started_by(os.path.join(tmpdir_path, "data"), ["taskset", "-c", "0"]).start()
     try:
         info = server_info(s)
@@ -72,8 +71,8 @@ def test_an_affinity_mask_of_one_cpu_gives_one_io_thread(tmpdir_path):
         s.stop()
 
 
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 def test_a_cgroup_cpu_limit_caps_the_io_threads(tmpdir_path):
+    require(len(os.sched_getaffinity(0)) >= 2, "needs two CPUs")
     d = make_cpu_cgroup(50000)  # half a CPU, as resources.limits.cpu: 500m
     join = ["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', d]
     s = started_by(os.path.join(tmpdir_path, "data"), join)

@@ -15,6 +15,7 @@ machine allows: no cluster and no Docker engine here.
   replica behind it), the alerts with promtool, Terraform with terraform fmt
   and npm's @cdktf/hcl2json, the Dockerfile and the CI workflow.
 """
+import importlib.util
 import json
 import os
 import re
@@ -29,7 +30,7 @@ import pytest
 import redis
 import yaml
 
-from conftest import LEVEE, ROOT, free_port, terminate, wait_until
+from conftest import LEVEE, ROOT, free_port, require, terminate, wait_until
 
 DEPLOY = os.path.join(ROOT, "deploy")
 K8S = os.path.join(DEPLOY, "kubernetes")
@@ -46,8 +47,7 @@ _rendered = {}
 
 def render(path):
     """kubectl kustomize PATH -> (text, [objects])."""
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed on this machine: kustomize rendering skipped")
+    require(shutil.which("kubectl") is not None, "kubectl is not installed on this machine: kustomize rendering skipped")
     if path not in _rendered:
         out = subprocess.run(["kubectl", "kustomize", path], capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, f"kubectl kustomize {path}: {out.stderr}"
@@ -93,8 +93,7 @@ def levee_settings():
 def test_manifests_render_and_validate_against_the_kubernetes_schemas(path):
     text, objs = render(os.path.join(K8S, path))
     assert objs
-    if NODE is None:
-        pytest.skip("node is not installed: the kubernetes-models schema check needs it")
+    require(NODE is not None, "node is not installed: the kubernetes-models schema check needs it")
     # Gatekeeper's kinds have no published schema; levee's own checks and
     # the Rego below cover them.
     out = subprocess.run([NODE, os.path.join(TOOLS, "validate-manifests.mjs"), "--allow-kind", "ConstraintTemplate",
@@ -107,8 +106,7 @@ def test_manifests_render_and_validate_against_the_kubernetes_schemas(path):
 
 def test_schema_check_catches_a_wrong_type():
     """The validator is not a no-op: a string port fails it."""
-    if NODE is None:
-        pytest.skip("node is not installed")
+    require(NODE is not None, "node is not installed")
     text, _ = render(os.path.join(K8S, "overlays", "single"))
     broken = text.replace("containerPort: 6379", "containerPort: \"6379x\"", 1)
     out = subprocess.run([NODE, os.path.join(TOOLS, "validate-manifests.mjs")], input=broken, capture_output=True,
@@ -150,7 +148,7 @@ CORE_API = {"v1", "apps/v1", "policy/v1", "networking.k8s.io/v1", "storage.k8s.i
 
 @pytest.mark.parametrize("name", OVERLAYS)
 def test_no_misspelled_fields(name):
-    pytest.importorskip("kubernetes")
+    require(importlib.util.find_spec("kubernetes") is not None, "Debian's python3-kubernetes is not installed")
     objs = [o for o in overlay(name) if o["apiVersion"] in CORE_API]
     assert objs
     problems = [p for o in objs for p in unknown_fields(o)]
@@ -297,8 +295,7 @@ def test_velero_hooks_component_renders_and_stays_off_by_default(tmp_path):
     k = tmp_path / "kustomization.yaml"
     rel = os.path.relpath(K8S, tmp_path)
     k.write_text(f"resources: [{rel}/overlays/single]\ncomponents: [{rel}/components/velero-hooks]\n")
-    if shutil.which("kubectl") is None:
-        pytest.skip("kubectl is not installed")
+    require(shutil.which("kubectl") is not None, "kubectl is not installed")
     out = subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(tmp_path)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -649,8 +646,7 @@ def start_haproxy(cfg, env, log):
 
 
 def test_second_region_replicates_over_mutual_tls_through_both_proxies(tmp_path, server_factory):
-    if shutil.which("haproxy") is None or shutil.which("openssl") is None:
-        pytest.skip("needs haproxy and openssl")
+    require(shutil.which("haproxy") and shutil.which("openssl"), "needs haproxy and openssl")
     make_certs(str(tmp_path))
     primary = server_factory()
     local_replica = server_factory(extra_args=["--replicaof", f"127.0.0.1:{primary.port}"])
@@ -705,8 +701,7 @@ def promtool_test(d, spec):
 
 
 def test_alert_rules_pass_promtool_and_every_alert_is_tested(tmp_path):
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool (Debian's prometheus) is not installed")
+    require(shutil.which("promtool") is not None, "promtool (Debian's prometheus) is not installed")
     spec = rules_spec()
     with open(tmp_path / "levee.rules.yaml", "w") as f:
         yaml.safe_dump(spec, f, sort_keys=False)
@@ -769,16 +764,15 @@ TF = os.path.join(DEPLOY, "terraform")
 
 
 def test_terraform_fmt():
-    if shutil.which("terraform") is None:
-        pytest.skip("terraform is not installed on this machine: fmt check skipped (the HCL checks below still run)")
+    require(shutil.which("terraform") is not None,
+            "terraform is not installed on this machine: fmt check skipped (the HCL checks below still run)")
     out = subprocess.run(["terraform", "fmt", "-check", "-recursive", "-diff", TF], capture_output=True, text=True,
                          env=dict(os.environ, TF_CLI_CONFIG_FILE="/dev/null"))
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def hcl():
-    if NODE is None:
-        pytest.skip("node is not installed: the HCL parse check needs it")
+    require(NODE is not None, "node is not installed: the HCL parse check needs it")
     out = subprocess.run([NODE, os.path.join(TOOLS, "hcl2json.mjs"), TF], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)

@@ -6,18 +6,17 @@ import subprocess
 import pytest
 import redis
 
-from conftest import wait_until
+from conftest import privileged, wait_until
 
 
 @pytest.fixture
 def small_fs(tmpdir_path):
     mnt = os.path.join(tmpdir_path, "mnt")
     os.makedirs(mnt)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt], capture_output=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
+    r = subprocess.run(privileged("mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", mnt), capture_output=True)
+    assert r.returncode == 0, f"cannot mount a tmpfs: {r.stderr.decode().strip()}"
     yield mnt
-    subprocess.run(["umount", "-l", mnt], capture_output=True)
+    subprocess.run(privileged("umount", "-l", mnt), capture_output=True)
 
 
 def free_bytes(path):

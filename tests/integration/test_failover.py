@@ -13,7 +13,7 @@ import pytest
 import redis
 import redis.sentinel
 
-from conftest import wait_until
+from conftest import privileged, require, wait_until
 from failover_cluster import MASTER, Cluster, HAProxy, Load, follows
 
 
@@ -394,8 +394,7 @@ def test_config_rewrite_keeps_comments_and_refuses_an_unwritable_file(tmpdir_pat
     if os.geteuid() == 0:
         subprocess.run(["chattr", "+i", d], check=False, capture_output=True)
         immutable = subprocess.run(["lsattr", "-d", d], capture_output=True, text=True).stdout.split()[:1]
-        if not immutable or "i" not in immutable[0]:
-            pytest.skip("cannot make the directory unwritable as root here (no chattr +i)")
+        require(immutable and "i" in immutable[0], "cannot make the directory unwritable as root here (no chattr +i)")
     else:
         os.chmod(d, 0o555)
     try:

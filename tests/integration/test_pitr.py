@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from conftest import wait_until
+from conftest import privileged, wait_until
 from test_backup import backups, levee, metrics, ok, server_addr
 
 ARCHIVE = ["--backup-wal-archive", "yes", "--backup-wal-archive-interval", "1s", "--backup-schedule", "off",
@@ -195,10 +195,10 @@ def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_count
     archived(s)
     # Break the repository: a read-only bind mount over it, so every upload
     # fails while listing still works (unmounting mends it atomically).
-    subprocess.run(["mount", "--bind", repo_dir, repo_dir], check=True)
+    subprocess.run(privileged("mount", "--bind", repo_dir, repo_dir), check=True)
     mounted = [True]
-    request.addfinalizer(lambda: mounted[0] and subprocess.run(["umount", repo_dir]))
-    subprocess.run(["mount", "-o", "remount,ro,bind", repo_dir], check=True)
+    request.addfinalizer(lambda: mounted[0] and subprocess.run(privileged("umount", repo_dir)))
+    subprocess.run(privileged("mount", "-o", "remount,ro,bind", repo_dir), check=True)
     # The log may drop what is archived already, nothing after it.
     held = int(metrics(s)["levee_wal_archive_last_sequence"]) + 1
     value = os.urandom(4000)
@@ -215,7 +215,7 @@ def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_count
         pipe.set(f"b{i}", value)
     pipe.execute()
     wait_until(lambda: int(c.info("levee")["wal_first_sequence"]) > held, 30, what="the bounded log to be trimmed")
-    subprocess.run(["umount", repo_dir], check=True)
+    subprocess.run(privileged("umount", repo_dir), check=True)
     mounted[0] = False
     last = archived(s)
     m = metrics(s)

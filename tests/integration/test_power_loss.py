@@ -292,3 +292,105 @@ def test_failed_log_fsync_stops_acknowledging_writes(disk, policy):
         s.stop()
     # everysec: only what was acknowledged in the second before the failure.
     assert all(t is not None and t >= failed_at - 2.0 for _, _, _, t in lost), lost[:5]
+
+
+RESYNC_CUTS = [
+    ("write", "/replica/sync-staging/db/*", 3),       # copying files
+    ("rename", "/replica/sync-staging/COMPLETE", 1),  # the copy is whole: about to say so
+    ("rename", "/replica/db", 1),                     # installing the copy in place of the database
+    ("unlink", "/replica/sync-staging/SOURCE", 1),    # tidying up after the install
+]
+
+
+@pytest.mark.parametrize("cut", RESYNC_CUTS, ids=[f"{c[0]} {c[1]}" for c in RESYNC_CUTS])
+def test_power_cut_mid_full_resync_leaves_a_replica_that_recovers(disk, cut):
+    """A replica's power goes in the middle of a full resync (while the
+    primary keeps taking writes); booted again, it serves the primary's data
+    exactly, not a half-installed copy."""
+    on, path, after = cut
+    primary = Levee(os.path.join(disk.base, "primary"), ["--fsync", "always", "--blob-min-bytes", "1024"],
+                    port=free_port()).start()
+    try:
+        c = primary.client()
+        for i in range(0, 6000, 500):
+            p = c.pipeline(transaction=False)
+            for j in range(i, i + 500):
+                p.set(f"pre:{j}", f"{j}:" + "v" * (2000 if j % 7 == 0 else 40))
+            p.execute()
+        disk.mkdir_durable("replica")
+        args = ["--fsync", "always", "--replicaof", f"127.0.0.1:{primary.port}"]
+        disk.ctl(op="trigger", on=on, path=path, after=after)
+        ledger = Ledger()
+        w = Writers(primary.port, ledger, "p", threads=3, blob_bytes=1500).start()
+        r = Levee(os.path.join(disk.mnt, "replica"), args, port=free_port())
+        r.log_path = os.path.join(disk.base, "replica-0.log")
+        r.start(wait=False)
+        assert disk.ctl(op="wait_frozen", timeout=90)["frozen"], f"{on} {path} never happened: {r.read_log()[-2000:]}"
+        disk.cut([r.proc])
+        r.log.close()
+        r = Levee(os.path.join(disk.mnt, "replica"), args, port=free_port())
+        r.log_path = os.path.join(disk.base, "replica-1.log")
+        r.start()
+        try:
+            wait_until(lambda: r.client().info("replication").get("master_link_status") == "up", 90,
+                       what="the replica's link up after the power cut")
+            w.stop()
+            assert not w.errors, w.errors[:5]
+            ledger.check(c)
+
+            def same():
+                a = c.execute_command("DEBUG", "DIGEST")
+                return a == r.client().execute_command("DEBUG", "DIGEST") and a
+            wait_until(same, 60, interval=0.2, what="the replica's data equal to the primary's (DEBUG DIGEST)")
+            keys = [f"pre:{j}" for j in range(6000)] + sorted(ledger.acked)
+            rc = r.client()
+            for i in range(0, len(keys), 1000):
+                assert rc.mget(keys[i:i + 1000]) == c.mget(keys[i:i + 1000])
+        finally:
+            r.stop()
+    finally:
+        primary.stop()
+
+
+def test_power_cut_mid_backup_checkpoint(disk):
+    """The power goes while a backup holds a checkpoint of the database
+    (its files are being read and their removal deferred): the server comes
+    back with every acknowledged write, the next backup succeeds, and it
+    restores to exactly the server's data."""
+    args = ["--fsync", "always"] + BUSY
+    repo = "file://" + os.path.join(disk.base, "repo")
+    disk.mkdir_durable("data")
+    ledger = Ledger()
+    s = boot(disk, "data", args, 0)
+    w = Writers(s.port, ledger, "b", blob_bytes=1500).start()
+    wait_until(lambda: w.acks > 2000, 60, what="2000 acknowledged writes")
+    backup = subprocess.Popen([LEVEE, "backup", "create", "--server", f"127.0.0.1:{s.port}", "--repo", repo,
+                               "--max-bytes-per-sec", "4mb"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def lent():
+        assert backup.poll() is None, backup.stdout.read()
+        return "lent a checkpoint" in s.read_log()
+    wait_until(lent, 60, interval=0.005, what="the backup's checkpoint")
+    disk.cut([s.proc])
+    backup.wait(timeout=60)
+    w.stop()
+    s.log.close()
+    assert not w.errors, w.errors[:5]
+    s = boot(disk, "data", args, 1)
+    try:
+        ledger.check(s.client())
+        rep = subprocess.run([LEVEE, "backup", "create", "--server", f"127.0.0.1:{s.port}", "--repo", repo],
+                             capture_output=True, timeout=300)
+        assert rep.returncode == 0, rep
+        want = s.client().execute_command("DEBUG", "DIGEST")
+    finally:
+        s.stop()
+    restored = os.path.join(disk.base, "restored")
+    rep = subprocess.run([LEVEE, "backup", "restore", "--repo", repo, "--data-dir", restored],
+                         capture_output=True, timeout=300)
+    assert rep.returncode == 0, rep
+    r = Levee(restored, [], port=free_port()).start()
+    try:
+        assert r.client().execute_command("DEBUG", "DIGEST") == want
+    finally:
+        r.stop()

@@ -9,7 +9,7 @@ import time
 import pytest
 import redis
 
-from conftest import wait_until
+from conftest import as_this_user, privileged, wait_until
 
 
 def digest(s):
@@ -398,7 +398,7 @@ def test_link_cut_in_a_network_namespace(server_factory, netns_pair):
                        start=False)
     r.client = lambda **kw: redis.Redis(host="10.213.7.2", port=r.port, socket_timeout=10, **kw)
     plain_args = r.args
-    r.args = lambda: ["ip", "netns", "exec", ns] + plain_args()
+    r.args = lambda: privileged("ip", "netns", "exec", ns) + as_this_user() + plain_args()
     r.start()
     wait_link_up(r)
     p.client().set("before-cut", "1")

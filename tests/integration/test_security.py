@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 import redis
 
-from conftest import LEVEE, run_levee, wait_until
+from conftest import LEVEE, as_this_user, privileged, run_levee, wait_until
 
 
 def levee(*args, timeout=120):
@@ -167,7 +167,7 @@ def test_protected_mode_refuses_other_hosts_without_a_password(server_factory, n
     ns, _ = netns_pair
 
     def cli_from_namespace(port, *args):
-        return subprocess.run(["ip", "netns", "exec", ns, "redis-cli", "-h", "10.213.7.1", "-p", str(port)] +
+        return subprocess.run(privileged("ip", "netns", "exec", ns) + ["redis-cli", "-h", "10.213.7.1", "-p", str(port)] +
                               list(args), capture_output=True, text=True, timeout=30)
 
     srv = server_factory(extra_args=["--bind", "0.0.0.0"])
@@ -198,7 +198,7 @@ def test_debug_commands_that_stall_are_gated_and_digest_stays(server_factory, ne
 
     local = with_password(server_factory, tmpdir_path, "pw", ["--enable-debug-command", "local", "--bind", "0.0.0.0"])
     assert local.client().execute_command("DEBUG", "SLEEP", "0") in (b"OK", "OK", True)
-    r = subprocess.run(["ip", "netns", "exec", ns, "redis-cli", "--no-auth-warning", "-a", "pw", "-h", "10.213.7.1",
+    r = subprocess.run(privileged("ip", "netns", "exec", ns) + ["redis-cli", "--no-auth-warning", "-a", "pw", "-h", "10.213.7.1",
                         "-p", str(local.port), "DEBUG", "SLEEP", "0"], capture_output=True, text=True, timeout=30)
     assert "not allowed" in r.stdout, r
 
