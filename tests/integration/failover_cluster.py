@@ -319,9 +319,19 @@ class Cluster:
             n.stop()
 
 
+# What a write may be answered during a failover: the old primary demoted
+# (READONLY), too few replicas (NOREPLICAS), a replica cut off
+# (MASTERDOWN), a resync installing (BUSY), a server going down, or a sync
+# write not confirmed in time. Anything else is a defect the load keeps.
+EXPECTED_REFUSALS = ("READONLY ", "NOREPLICAS ", "MASTERDOWN ", "BUSY ", "LOADING ", "ERR server is shutting down",
+                     "ERR sync replication timeout")
+
+
 class Load:
     """Writer threads that follow the Sentinels' primary and record every
-    acknowledged write: (monotonic time, key, value, port)."""
+    acknowledged write: (monotonic time, key, value, port). Connection
+    failures and the refusals above are expected while nodes die; every
+    other exception is kept in `unexpected` (the tests assert it is empty)."""
 
     def __init__(self, cluster, threads=4, classes=("sync", "async")):
         self.cluster = cluster
@@ -329,6 +339,7 @@ class Load:
         self.lock = threading.Lock()
         self.acked = []
         self.errors = 0
+        self.unexpected = []
         self.threads = [threading.Thread(target=self.run, args=(t, classes), daemon=True) for t in range(threads)]
 
     def start(self):
@@ -356,18 +367,35 @@ class Load:
             key = f"{cls}:{tid}:{i}"
             i += 1
             try:
-                if conn.set(key, str(i)):
-                    with self.lock:
-                        self.acked.append((time.monotonic(), key, str(i), port))
-            except Exception:  # noqa: BLE001 - not acknowledged: not counted; find the primary again
-                self.errors += 1
+                reply = conn.set(key, str(i))
+                if reply is not True:
+                    raise AssertionError(f"SET {key} answered {reply!r}")
+                with self.lock:
+                    self.acked.append((time.monotonic(), key, str(i), port))
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as e:
+                self._failed(e)
                 conn = None
-                time.sleep(0.01)  # poll interval while failing over
+            except redis.ResponseError as e:
+                self._failed(e, expected=str(e).startswith(EXPECTED_REFUSALS))
+                conn = None
+            except Exception as e:  # noqa: BLE001 - a defect, kept for the test
+                self._failed(e, expected=False)
+                conn = None
+
+    def _failed(self, e, expected=True):
+        """Not acknowledged: not counted; the thread finds the primary again."""
+        with self.lock:
+            self.errors += 1
+            if not expected:
+                self.unexpected.append(repr(e))
+        time.sleep(0.01)  # poll interval while failing over
 
     def stop(self):
         self.stop_flag.set()
         for t in self.threads:
             t.join(timeout=10)
+            assert not t.is_alive(), "a load thread did not stop"
+        assert not self.unexpected, f"writes failed in unexpected ways: {self.unexpected[:5]}"
 
     def count(self):
         with self.lock:
