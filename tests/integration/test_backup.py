@@ -188,6 +188,15 @@ def test_s3_multipart_retries_and_restore(server_factory, s3, tmpdir_path):
     assert r.returncode == 0, r.stdout + r.stderr
     out = ok("backup", "verify", "--deep", "--repo", repo, env=s3.env())
     assert "OK" in out.stdout
+    # The data, not only its consistency: the restored server holds what
+    # the source holds, byte for byte.
+    want = server.client().execute_command("DEBUG", "DIGEST")
+    restored = server_factory(data_dir=d)
+    assert restored.client().dbsize() == 12000
+    assert restored.client().execute_command("DEBUG", "DIGEST") == want
+    rng = random.Random(5)
+    sample = [f"k{rng.randrange(12000)}" for _ in range(200)]
+    assert restored.client().mget(sample) == server.client().mget(sample)
 
 
 def test_s3_wrong_secret_is_refused_by_the_verifier(server, s3):
@@ -557,3 +566,33 @@ def test_a_backups_digest_does_not_fill_the_value_cache(server_factory, tmpdir_p
     listed = backups(repo)[0]
     assert listed["digest"] == r.execute_command("DEBUG", "DIGEST").decode()
     assert r.info("levee")["blob_cache_bytes"] == before
+
+
+def test_prune_keeps_exactly_the_backups_each_policy_names(server, tmpdir_path):
+    """Prune deletes data: which backups survive each policy is checked by
+    id, from the CLI. All four backups are from today, so the newest is
+    today's and this week's."""
+    repo = "file://" + os.path.join(tmpdir_path, "repo")
+    for i in range(4):
+        server.client().set(f"gen{i}", i)
+        ok("backup", "create", "--server", server_addr(server), "--repo", repo)
+    ids = [b["id"] for b in sorted(backups(repo), key=lambda b: b["time_ms"])]
+    assert len(set(ids)) == 4
+
+    def kept():
+        return [b["id"] for b in sorted(backups(repo), key=lambda b: b["time_ms"])]
+    # --dry-run names what would go and removes nothing.
+    out = ok("backup", "prune", "--repo", repo, "--keep-last", "1", "--dry-run").stdout
+    assert all(i in out for i in ids[:3]) and kept() == ids, out
+    ok("backup", "prune", "--repo", repo, "--keep-last", "3", "--lock-wait", "5")
+    assert kept() == ids[1:]
+    ok("backup", "prune", "--repo", repo, "--keep-last", "0", "--keep-daily", "2", "--keep-weekly", "0")
+    assert kept() == ids[3:]  # the newest of today; no other day has one
+    ok("backup", "create", "--server", server_addr(server), "--repo", repo)
+    newest = kept()[-1]
+    ok("backup", "prune", "--repo", repo, "--keep-last", "0", "--keep-daily", "0", "--keep-weekly", "1")
+    assert kept() == [newest]
+    # What is left restores to the server's data.
+    d = os.path.join(tmpdir_path, "restored")
+    ok("backup", "restore", "--repo", repo, "--data-dir", d)
+    assert run_levee("check", "--data-dir", d).returncode == 0
