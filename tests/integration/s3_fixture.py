@@ -14,6 +14,7 @@ and has not revoked, as GCS's XML API does:
         url = s3.url(scheme="gs")             # gs://levee/backups?endpoint=...
         env = s3.workload_identity_env()      # GCE_METADATA_HOST, no AWS_*
 """
+import calendar
 import hashlib
 import http.client
 import http.server
@@ -29,19 +30,21 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from conftest import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 S3RVER = os.path.join(ROOT, "tests", "tools", "node_modules", ".bin", "s3rver")
 ACCESS, SECRET = "S3RVER", "S3RVER"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+MAX_SKEW_SECONDS = 15 * 60  # S3 refuses a request dated further from its clock (RequestTimeTooSkewed)
 
 
-def check_signature(method, raw_path, headers, body):
-    """None when the request is signed right with (ACCESS, SECRET), else why not."""
+def check_signature(method, raw_path, headers, body, now=None):
+    """None when the request is signed right with (ACCESS, SECRET), else why
+    not. As strict as S3 for what levee claims: the payload is signed (never
+    UNSIGNED-PAYLOAD), every x-amz-* header sent is signed, and the date is
+    within 15 minutes of ours."""
     auth = headers.get("Authorization", "")
     if not auth.startswith("AWS4-HMAC-SHA256 "):
         return "no SigV4 Authorization header"
@@ -52,11 +55,20 @@ def check_signature(method, raw_path, headers, body):
     amz_date = headers.get("X-Amz-Date", "")
     if not amz_date.startswith(day) or service != "s3" or term != "aws4_request":
         return "bad credential scope " + fields["Credential"]
+    try:
+        sent = calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return "bad X-Amz-Date " + amz_date
+    if abs((now or time.time()) - sent) > MAX_SKEW_SECONDS:
+        return "RequestTimeTooSkewed: X-Amz-Date %s is more than 15 minutes from the server's clock" % amz_date
     payload = headers.get("X-Amz-Content-SHA256", "")
-    if payload != "UNSIGNED-PAYLOAD" and payload != hashlib.sha256(body).hexdigest():
+    if payload == "UNSIGNED-PAYLOAD":
+        return "UNSIGNED-PAYLOAD: levee signs every payload"
+    if payload != hashlib.sha256(body).hexdigest():
         return "x-amz-content-sha256 does not match the body"
     signed = fields["SignedHeaders"].split(";")
-    for must in ("host", "x-amz-date", "x-amz-content-sha256"):
+    sent_amz = {h.lower() for h in headers.keys() if h.lower().startswith("x-amz-")}
+    for must in {"host", "x-amz-date", "x-amz-content-sha256"} | sent_amz:
         if must not in signed:
             return "header %s is not signed" % must
     req = AWSRequest(method=method, url="http://%s%s" % (headers["Host"], raw_path), data=body,

@@ -596,3 +596,53 @@ def test_prune_keeps_exactly_the_backups_each_policy_names(server, tmpdir_path):
     d = os.path.join(tmpdir_path, "restored")
     ok("backup", "restore", "--repo", repo, "--data-dir", d)
     assert run_levee("check", "--data-dir", d).returncode == 0
+
+
+def signed_headers(method, host, path, body, amz_date, payload_hash, extra=None, sign_extra=True):
+    """SigV4 headers as a client computes them (botocore's signer), with the
+    date, payload hash and signed header set under the test's control."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from s3_fixture import ACCESS, SECRET
+    headers = {"Host": host, "X-Amz-Date": amz_date, "X-Amz-Content-SHA256": payload_hash}
+    signed = dict(headers, **(extra or {})) if sign_extra else dict(headers)
+    req = AWSRequest(method=method, url=f"http://{host}{path}", data=body, headers=signed)
+    req.context["timestamp"] = amz_date
+    signer = S3SigV4Auth(Credentials(ACCESS, SECRET), "s3", "us-east-1")
+    sig = signer.signature(signer.string_to_sign(req, signer.canonical_request(req)), req)
+    names = ";".join(sorted(h.lower() for h in signed))
+    auth = (f"AWS4-HMAC-SHA256 Credential={ACCESS}/{amz_date[:8]}/us-east-1/s3/aws4_request,"
+            f"SignedHeaders={names},Signature={sig}")
+    return dict(headers, **(extra or {}), Authorization=auth)
+
+
+def test_the_s3_proxy_refuses_what_s3_refuses(s3):
+    """The signature check in front of s3rver is as strict as S3 where levee
+    claims to be: a request levee would never send is refused."""
+    import http.client
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stale = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() - 20 * 60))
+    host = s3.endpoint[len("http://"):]
+    body = b"object body"
+    digest = hashlib.sha256(body).hexdigest()
+
+    def put(headers):
+        c = http.client.HTTPConnection(host, timeout=10)
+        c.request("PUT", "/levee/probe", body=body, headers=headers)
+        r = c.getresponse()
+        return r.status, r.read().decode()
+    status, text = put(signed_headers("PUT", host, "/levee/probe", body, now, digest))
+    assert status == 200, text  # the control: signed as levee signs
+    cases = {
+        "UNSIGNED-PAYLOAD": signed_headers("PUT", host, "/levee/probe", body, now, "UNSIGNED-PAYLOAD"),
+        "x-amz-meta-owner is not signed": signed_headers("PUT", host, "/levee/probe", body, now, digest,
+                                                         extra={"X-Amz-Meta-Owner": "x"}, sign_extra=False),
+        "RequestTimeTooSkewed": signed_headers("PUT", host, "/levee/probe", body, stale, digest),
+    }
+    for why, headers in cases.items():
+        s3.rejected.clear()
+        status, text = put(headers)
+        assert status == 403, (why, status, text)
+        assert any(why in r for r in s3.rejected), (why, s3.rejected)
+    s3.rejected.clear()
