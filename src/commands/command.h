@@ -108,6 +108,7 @@ struct ClientState {
 
   mutable std::mutex mu;
   std::string name;     // guarded by mu
+  std::string lib_name, lib_ver;  // CLIENT SETINFO; guarded by mu
   std::atomic<const Spec*> last_cmd{nullptr};  // for CLIENT LIST; specs live as long as the table
 
   // MULTI state (io thread, or the writer while it runs EXEC).

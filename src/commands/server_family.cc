@@ -315,9 +315,12 @@ std::string ClientType(const ClientState& c) { return c.subscribed() ? "pubsub" 
 
 std::string ClientLine(const ClientState& c, int64_t now_ms) {
   std::string name;
+  std::string lib_name, lib_ver;
   {
     std::lock_guard<std::mutex> l(c.mu);
     name = c.name;
+    lib_name = c.lib_name;
+    lib_ver = c.lib_ver;
   }
   const Spec* last = c.last_cmd.load(std::memory_order_relaxed);
   std::string cmd = last ? last->name : "NULL";
@@ -329,7 +332,8 @@ std::string ClientLine(const ClientState& c, int64_t now_ms) {
          " psub=" + std::to_string(c.psub_count.load()) + " ssub=0 multi=" + (c.in_multi ? std::to_string(c.queued_count.load()) : "-1") +
          " qbuf=" + std::to_string(qbuf) + " qbuf-free=0 argv-mem=0 multi-mem=0 obl=0 oll=0 omem=" +
          std::to_string(omem) + " tot-mem=" + std::to_string(qbuf + omem) + " events=r cmd=" + cmd +
-         " user=default redir=-1 resp=" + std::to_string(c.protocol.load()) + "\n";
+         " user=default redir=-1 resp=" + std::to_string(c.protocol.load()) + " lib-name=" + lib_name +
+         " lib-ver=" + lib_ver + "\n";
 }
 
 void Client(CommandContext& ctx, std::vector<std::string>& a) {
@@ -348,7 +352,19 @@ void Client(CommandContext& ctx, std::vector<std::string>& a) {
     else ctx.reply.Bulk(ctx.client->name);
     return;
   }
-  if (sub == "setinfo" && a.size() == 4) return ctx.reply.Ok();
+  if (sub == "setinfo" && a.size() == 4) {
+    // As Redis 7.2: LIB-NAME or LIB-VER, a value without spaces or newlines.
+    std::string attr = ToLower(a[2]);
+    if (attr != "lib-name" && attr != "lib-ver") {
+      return ctx.reply.Error("ERR Unrecognized option '" + std::string(a[2]) + "' (CLIENT SETINFO takes LIB-NAME or LIB-VER)");
+    }
+    if (!ValidClientName(a[3])) {
+      return ctx.reply.Error("ERR " + attr + " cannot contain spaces, newlines or special characters.");
+    }
+    std::lock_guard<std::mutex> l(ctx.client->mu);
+    (attr == "lib-name" ? ctx.client->lib_name : ctx.client->lib_ver) = std::string(a[3]);
+    return ctx.reply.Ok();
+  }
   if (sub == "info" && a.size() == 2) return ctx.reply.Verbatim(ClientLine(*ctx.client, ctx.now_ms));
   if (sub == "list") {
     std::set<uint64_t> ids;
