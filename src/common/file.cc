@@ -93,11 +93,14 @@ Status WriteFileAtomic(const std::string& path, const std::string& content, unsi
   }
   std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
   if (dir.empty()) dir = "/";
+  // The rename is durable only once its directory is synced; a failed sync
+  // is reported, not retried (what it was to make durable may be lost).
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  if (dfd < 0) return Status::IOError("cannot open " + dir + " to sync " + path + ": " + std::strerror(errno));
+  int rc = ::fsync(dfd);
+  int e = errno;
+  ::close(dfd);
+  if (rc != 0) return Status::IOError("cannot sync directory " + dir + " after writing " + path + ": " + std::strerror(e));
   return Status::OK();
 }
 

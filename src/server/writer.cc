@@ -600,6 +600,16 @@ void Writer::MaybeTrimLog() {
   int64_t now = NowMs();
   if (now - last_trim_ms_ < 1000) return;
   last_trim_ms_ = now;
+  if (std::string f = engine_->env()->log_sync_failure(); !f.empty()) {
+    // LevelDB's copy of some applied writes may not be durable: levee's log
+    // is their only copy now. Keep all of it, and take no more writes.
+    if (failure().empty()) {
+      SetFailure("syncing a closed LevelDB log failed (" + f +
+                 "); writes are refused and the write-ahead log is no longer trimmed until levee restarts, which "
+                 "replays it");
+    }
+    return;
+  }
   auto segs = log_->Segments();
   size_t keep = keep_segments_.load();
   if (segs.size() <= keep + 1) return;

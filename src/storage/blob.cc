@@ -162,10 +162,13 @@ Status BlobFiles::OpenNext() {
   }
   // The new name must survive a crash before any reference to it does.
   int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  if (dfd < 0 || ::fsync(dfd) != 0) {
+    Status st = Status::IOError(Errno("cannot sync the directory of new blob file", path));
+    if (dfd >= 0) ::close(dfd);
+    ::close(fd);
+    return st;
   }
+  ::close(dfd);
   active_fd_ = fd;
   active_number_ = n;
   active_size_ = 0;

@@ -37,12 +37,20 @@ namespace levee::storage {
 // keeps the name of whichever levee thread first scheduled work. Table
 // files are opened through a wrapper whose reads record the file per thread
 // (storage/corruption.h), so damage LevelDB finds can be named by file.
+// LevelDB's log files are synced when closed (see SyncOnCloseFile).
 class DeferringEnv final : public leveldb::EnvWrapper {
  public:
   DeferringEnv() : leveldb::EnvWrapper(leveldb::Env::Default()) {}
   leveldb::Status RemoveFile(const std::string& f) override;
   void Schedule(void (*function)(void*), void* arg) override;
   leveldb::Status NewRandomAccessFile(const std::string& f, leveldb::RandomAccessFile** r) override;
+  // LevelDB's log files (NNNNNN.log) are synced when LevelDB closes them.
+  leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override;
+  // The first failed sync of a closed LevelDB log ("" if none): LevelDB's
+  // copy of those writes may be gone, so levee's log must be kept and
+  // writes refused.
+  std::string log_sync_failure() const;
+  void NoteLogSyncFailure(const std::string& what);
   // Old name of RemoveFile; LevelDB 1.23 calls RemoveFile, older ones this.
   leveldb::Status DeleteFile(const std::string& f) override { return RemoveFile(f); }
 
@@ -58,6 +66,7 @@ class DeferringEnv final : public leveldb::EnvWrapper {
   int hold_all_ = 0;
   std::map<std::string, int> holds_;    // path -> checkpoints holding it
   std::set<std::string> deferred_;      // removal asked while held
+  std::string log_sync_failure_;
 };
 
 struct CheckpointFile {

@@ -38,7 +38,14 @@ it from the test:
                                         become durable (they stay readable); a later fsync succeeds
   {"op": "ignore_sync", "path": GLOB}   fsyncs of matching files or directories succeed and do
                                         nothing: a planted "missing fsync" bug
-  {"op": "stats"}                       operation counts, fsyncs per path
+  {"op": "delay", "on": OP, "path": GLOB, "seconds": S}
+                                        each matching operation waits S seconds first (a slow
+                                        disk for one kind of file: widens a window to cut in)
+  {"op": "journal"}                     metadata as ext4 journals it (data=ordered): every fsync
+                                        of any file also makes every directory operation before
+                                        it durable (a journal commit); file data still only on
+                                        that file's own fsync
+  {"op": "stats"}                       operation counts, fsyncs per path, unsynced bytes per file
 
 Threads: FUSE calls come on libfuse's threads and the control socket on one
 thread of its own; one lock orders all of them.
@@ -96,6 +103,8 @@ class PowerCutFS(Operations):
         self.triggers = []
         self.fail_fsync = []     # [glob, remaining]
         self.ignore_sync = []
+        self.delays = []         # (op, glob, seconds)
+        self.journal = False
         self.meta_seq = 0
         self.meta_pending = []   # (seq, dir node, name, node or None) since the dir's last fsync
         self.counts = {}
@@ -228,11 +237,27 @@ class PowerCutFS(Operations):
             if op == "fail_fsync":
                 self.fail_fsync.append([req["path"], int(req.get("count", 1))])
                 return {"ok": True}
+            if op == "journal":
+                self.journal = True
+                return {"ok": True}
+            if op == "delay":
+                self.delays.append((req["on"], req["path"], float(req["seconds"])))
+                return {"ok": True}
             if op == "ignore_sync":
                 self.ignore_sync.append(req["path"])
                 return {"ok": True}
             if op == "stats":
-                return {"counts": self.counts, "syncs": self.syncs, "frozen": self.frozen}
+                unsynced = {}
+
+                def walk(node, path):
+                    for name, child in node.entries.items():
+                        p = path + "/" + name
+                        if child.kind == "dir":
+                            walk(child, p)
+                        elif child.pending:
+                            unsynced[p] = sum(len(o[2]) for o in child.pending if o[0] == "w")
+                walk(self.root, "")
+                return {"counts": self.counts, "syncs": self.syncs, "frozen": self.frozen, "unsynced": unsynced}
             if op == "cut":
                 self.dead = True
                 self.cond.notify_all()
@@ -364,7 +389,14 @@ class PowerCutFS(Operations):
             node = self.handles[fh][0]
             return bytes(node.data[offset:offset + size])
 
+    def _slow(self, op, path):
+        """Outside the lock: the operation waits, the others go on."""
+        for on, glob, seconds in self.delays:
+            if on == op and fnmatch.fnmatch(path or "", glob):
+                time.sleep(seconds)
+
     def write(self, path, data, offset, fh):
+        self._slow("write", path)
         with self.mu:
             self._gate("write", path)
             node, sync = self.handles[fh]
@@ -391,6 +423,9 @@ class PowerCutFS(Operations):
                     raise FuseOSError(errno.EIO)
             if not self._matches(self.ignore_sync, path):
                 self._make_durable(node)
+                if self.journal:
+                    for parent in {id(m[1]): m[1] for m in self.meta_pending}.values():
+                        self._sync_dir(parent)
             return 0
 
     def fsyncdir(self, path, datasync, fh):
