@@ -94,6 +94,9 @@ class S3Store:
         self.fail_next = 0  # answer this many requests with 503 (retries)
         self.allow_object_puts = None  # when set, object PUTs past this many hang (a backup to kill)
         self.object_puts_started = 0
+        self.object_put_delay = 0.0  # seconds each object PUT is held (to make parallel uploads overlap)
+        self.object_puts_in_flight = 0
+        self.max_object_puts_in_flight = 0
         self.tokens_issued = 0
         self.valid_tokens = set()
         self.bearer_accepted = 0  # requests let through on a bearer token
@@ -165,6 +168,13 @@ class S3Store:
                         n = store.object_puts_started
                     while store.allow_object_puts is not None and n > store.allow_object_puts:
                         time.sleep(0.05)  # poll: held until the test lifts the limit
+                is_object_put = self.command == "PUT" and "/objects/" in self.path
+                if is_object_put:
+                    with store.lock:
+                        store.object_puts_in_flight += 1
+                        store.max_object_puts_in_flight = max(store.max_object_puts_in_flight,
+                                                              store.object_puts_in_flight)
+                    time.sleep(store.object_put_delay)  # a slow store: uploads in parallel overlap
                 conn = http.client.HTTPConnection("127.0.0.1", store.s3rver_port, timeout=60)
                 fwd = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "expect")}
                 conn.request(self.command, self.path, body=body if (body or self.command in ("PUT", "POST")) else None,
@@ -173,6 +183,8 @@ class S3Store:
                 data = resp.read()
                 with store.lock:
                     store.requests.append((self.command, self.path, resp.status, len(body)))
+                    if is_object_put:
+                        store.object_puts_in_flight -= 1
                 self.send_response(resp.status)
                 for k, v in resp.getheaders():
                     if k.lower() not in ("connection", "transfer-encoding", "content-length"):

@@ -171,6 +171,7 @@ def test_a_promotion_starts_a_timeline_forked_from_the_old_one(server_factory, t
     last_p = archived(primary)
     wait_until(lambda: int(replica.client().info("persistence")["wal_last_sequence"]) == last_p, 30, what="the replica to catch up")
     assert metrics(replica)["levee_wal_archive_enabled"] == 0  # replicas do not archive with role primary
+    old_digest = digest(primary.client())
     primary.stop()
     replica.client().execute_command("REPLICAOF", "NO", "ONE")
     wait_until(lambda: metrics(replica)["levee_wal_archive_enabled"] == 1, 10, what="the new primary to archive")
@@ -188,6 +189,15 @@ def test_a_promotion_starts_a_timeline_forked_from_the_old_one(server_factory, t
     assert r.returncode == 0, r.stderr
     restored = server_factory(data_dir=d)
     assert digest(restored.client()) == digest(replica.client())
+    # --timeline: the old primary's history, without what came after the fork.
+    d2 = os.path.join(tmpdir_path, "r2")
+    r = restore(repo, "latest", d2, "--timeline", old["timeline"])
+    assert r.returncode == 0, r.stderr
+    on_old = server_factory(data_dir=d2)
+    assert digest(on_old.client()) == old_digest
+    assert on_old.client().get("r0") is None and on_old.client().get("p199") == b"199"
+    r = restore(repo, "latest", os.path.join(tmpdir_path, "r3"), "--timeline", "f" * 40)
+    assert r.returncode != 0 and "f" * 40 in r.stderr, r.stderr
 
 
 def test_the_log_waits_for_a_failing_archive_up_to_its_bound_then_a_gap_is_counted(server_factory, tmpdir_path, request):
