@@ -43,14 +43,19 @@ void Quit(CommandContext& ctx, std::vector<std::string>&) {
 // which the stop syncs), so SAVE and NOSAVE mean the same; NOW and FORCE
 // are accepted. As in Redis, success has no reply: the connection closes.
 void Shutdown(CommandContext& ctx, std::vector<std::string>& a) {
-  bool abort = false;
+  bool abort = false, save = false, nosave = false;
   for (size_t i = 1; i < a.size(); i++) {
     if (EqualsIgnoreCase(a[i], "abort")) abort = true;
-    else if (!EqualsIgnoreCase(a[i], "nosave") && !EqualsIgnoreCase(a[i], "save") &&
-             !EqualsIgnoreCase(a[i], "now") && !EqualsIgnoreCase(a[i], "force")) {
+    else if (EqualsIgnoreCase(a[i], "save")) save = true;
+    else if (EqualsIgnoreCase(a[i], "nosave")) nosave = true;
+    else if (!EqualsIgnoreCase(a[i], "now") && !EqualsIgnoreCase(a[i], "force")) {
       ctx.reply.Error(kErrSyntax);
       return;
     }
+  }
+  if (save && nosave) {  // as Redis: the two contradict each other, so nothing stops
+    ctx.reply.Error(kErrSyntax);
+    return;
   }
   if (abort) {
     ctx.reply.Error(a.size() == 2 ? "ERR No shutdown in progress." : std::string(kErrSyntax));

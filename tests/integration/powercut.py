@@ -43,6 +43,7 @@ class Disk:
         self.sock = os.path.join(base, "ctl.sock")
         self.proc = None
         self.boots = 0
+        self.servers = []  # processes using the mount: killed before it goes, whatever the test did
         os.makedirs(self.mnt, exist_ok=True)
 
     def mount(self, image=None):
@@ -122,6 +123,10 @@ class Disk:
             self.proc = None
 
     def close(self):
+        for p in self.servers:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
         if self.proc is not None and os.path.ismount(self.mnt):
             subprocess.run(privileged("umount", "-l", self.mnt), capture_output=True, timeout=30)
         if self.proc is not None:

@@ -295,18 +295,22 @@ class PowerCutFS(Operations):
 
         def walk(node, path):
             os.makedirs(path, exist_ok=True)
+            os.lchown(path, *OWNER)  # the image is the test's to remove
             for name, child in entries.get(id(node), node.durable_entries).items():
                 p = os.path.join(path, name)
                 if child.kind == "dir":
                     walk(child, p)
-                elif child.kind == "link":
+                    continue
+                if child.kind == "link":
                     os.symlink(child.target, p)
                 elif child.ino in written:
                     os.link(written[child.ino], p)
+                    continue
                 else:
                     with open(p, "wb") as f:
                         f.write(content(child))
                     written[child.ino] = p
+                os.lchown(p, *OWNER)
 
         walk(self.root, image)
         return {"ok": True, "unsynced_files": dropped["files"], "dropped_bytes": dropped["bytes"]}

@@ -42,7 +42,9 @@ def disk(tmpdir_path):
 def boot(disk, name, args, round_no):
     s = Levee(os.path.join(disk.mnt, name), args, port=free_port())
     s.log_path = os.path.join(disk.base, f"levee-{name}-{round_no}.log")  # off the volume that loses power
-    s.start()
+    s.start(wait=False)
+    disk.servers.append(s.proc)
+    s.wait_ready()
     return s
 
 
@@ -157,6 +159,7 @@ def test_power_cut_during_recovery_loses_no_acknowledged_write(disk):
         s = Levee(os.path.join(disk.mnt, "data"), args, port=free_port())
         s.log_path = os.path.join(disk.base, f"levee-recovery-{r}.log")
         s.start(wait=False)
+        disk.servers.append(s.proc)
         assert disk.ctl(op="wait_frozen", timeout=60)["frozen"], f"{on} {path} never happened while opening"
         disk.cut([s.proc], seed=rng.randrange(1 << 30))
         s.log.close()
@@ -348,12 +351,15 @@ def test_power_cut_mid_full_resync_leaves_a_replica_that_recovers(disk, cut):
         r = Levee(os.path.join(disk.mnt, "replica"), args, port=free_port())
         r.log_path = os.path.join(disk.base, "replica-0.log")
         r.start(wait=False)
+        disk.servers.append(r.proc)
         assert disk.ctl(op="wait_frozen", timeout=90)["frozen"], f"{on} {path} never happened: {r.read_log()[-2000:]}"
         disk.cut([r.proc])
         r.log.close()
         r = Levee(os.path.join(disk.mnt, "replica"), args, port=free_port())
         r.log_path = os.path.join(disk.base, "replica-1.log")
-        r.start()
+        r.start(wait=False)
+        disk.servers.append(r.proc)
+        r.wait_ready()
         try:
             wait_until(lambda: r.client().info("replication").get("master_link_status") == "up", 90,
                        what="the replica's link up after the power cut")

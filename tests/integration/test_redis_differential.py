@@ -186,3 +186,35 @@ def test_randomized_string_commands_match_redis(pair):
     for _ in range(3000):
         same(lv, rs, *rng.choice(ops)())
     same(lv, rs, "DBSIZE")
+
+
+def start_redis():
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    ref = redis.Redis(port=port, socket_timeout=10)
+    wait_until(lambda: ref.ping(), 10, what="redis-server")
+    return proc, ref
+
+
+def test_shutdown_variants_answer_as_redis_does(pair, server_factory):
+    """SHUTDOWN's refusals match; SHUTDOWN NOSAVE, SAVE, NOW and FORCE
+    each stop both servers (the client sees the connection close) with
+    exit status 0."""
+    lv, rs = pair
+    for cmd in (("SHUTDOWN", "ABORT"), ("SHUTDOWN", "BOGUS"), ("SHUTDOWN", "NOSAVE", "SAVE"),
+                ("SHUTDOWN", "ABORT", "NOW")):
+        same(lv, rs, *cmd)
+    assert lv.ping() and rs.ping()
+    for variant in (("NOSAVE",), ("SAVE",), ("NOW",), ("FORCE",), ("NOSAVE", "NOW", "FORCE")):
+        s = server_factory()
+        proc, ref = start_redis()
+        try:
+            for client, p in ((s.client(), s.proc), (ref, proc)):
+                try:
+                    client.execute_command("SHUTDOWN", *variant)
+                except redis.ConnectionError:
+                    pass  # the server closed the connection: it is going down
+                assert p.wait(timeout=30) == 0, variant
+        finally:
+            terminate(proc)

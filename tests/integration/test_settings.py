@@ -186,7 +186,9 @@ def test_replica_ready_max_lag_ms_takes_a_lagging_replica_out_of_service(disk, s
     r = Levee(os.path.join(disk.mnt, "replica"), ["--replicaof", f"127.0.0.1:{p.port}",
                                                    "--replica-ready-max-lag-ms", "300"], port=free_port())
     r.log_path = os.path.join(disk.base, "replica.log")
-    r.start()
+    r.start(wait=False)
+    disk.servers.append(r.proc)
+    r.wait_ready()
     try:
         wait_until(lambda: r.client().info("replication").get("master_link_status") == "up", 30, what="link up")
         stop = threading.Event()
