@@ -65,14 +65,18 @@ void Shutdown(CommandContext& ctx, std::vector<std::string>& a) {
   ctx.services.RequestShutdown();
 }
 
-bool Authenticate(CommandContext& ctx, std::string_view user, std::string_view pass) {
-  if (!ctx.services.RequiresPassword()) {
+// legacy: the one-argument AUTH <password>. As in Redis, without a
+// password the default user takes any password when named (AUTH default x,
+// HELLO ... AUTH default x) and the one-argument form is an error.
+bool Authenticate(CommandContext& ctx, std::string_view user, std::string_view pass, bool legacy = false) {
+  if (!ctx.services.RequiresPassword() && legacy) {
     ctx.reply.Error(
         "ERR AUTH <password> called without any password configured for the default user. "
         "Are you sure your configuration is correct?");
     return false;
   }
-  if (!ctx.services.CheckPassword(pass) || user != "default") {
+  const bool password_ok = !ctx.services.RequiresPassword() || ctx.services.CheckPassword(pass);
+  if (!password_ok || user != "default") {
     ctx.services.RecordAuthFailure(*ctx.client, user);
     ctx.client->auth_failed = true;
     ctx.reply.Error("WRONGPASS invalid username-password pair or user is disabled.");
@@ -84,7 +88,7 @@ bool Authenticate(CommandContext& ctx, std::string_view user, std::string_view p
 
 void Auth(CommandContext& ctx, std::vector<std::string>& a) {
   if (a.size() > 3) return ctx.reply.Error(kErrSyntax);
-  bool ok = a.size() == 2 ? Authenticate(ctx, "default", a[1]) : Authenticate(ctx, a[1], a[2]);
+  bool ok = a.size() == 2 ? Authenticate(ctx, "default", a[1], /*legacy=*/true) : Authenticate(ctx, a[1], a[2]);
   if (ok) ctx.reply.Ok();
 }
 
