@@ -122,16 +122,22 @@ def test_scan_type_and_punsubscribe_answer_as_redis_does(pair):
             got.append(keys)
         assert got[0] == got[1], typ
     for c in (lv, rs):
-        p = c.pubsub()
-        p.psubscribe("news.*", "sport.*")
-        p.punsubscribe("sport.*")
-        msgs = []
-        wait_until(lambda: (m := p.get_message(timeout=0.1)) and msgs.append(m) or len(msgs) >= 3, 10,
-                   what="three subscription replies")
-        assert [(m["type"], m["channel"], m["data"]) for m in msgs] == [
-            ("psubscribe", b"news.*", 1), ("psubscribe", b"sport.*", 2), ("punsubscribe", b"sport.*", 1)]
+        p, got = subscription_replies(c, "psubscribe", "punsubscribe", ("news.*", "sport.*"))
+        assert got == [("psubscribe", b"news.*", 1), ("psubscribe", b"sport.*", 2), ("punsubscribe", b"sport.*", 1)]
         assert c.execute_command("PUBSUB", "NUMPAT") == 1
         p.close()
+
+
+def subscription_replies(client, sub, unsub, names):
+    """Subscribes to names, unsubscribes from the last; returns the pubsub
+    and the three replies as (type, channel, count)."""
+    p = client.pubsub()
+    getattr(p, sub)(*names)
+    getattr(p, unsub)(names[-1])
+    msgs = []
+    wait_until(lambda: (m := p.get_message(timeout=0.1)) and msgs.append(m) or len(msgs) >= 3, 10,
+               what="three subscription replies")
+    return p, [(m["type"], m["channel"], m["data"]) for m in msgs]
 
 
 def raw(client, *cmd):
@@ -253,14 +259,8 @@ def test_the_other_claimed_commands_answer_as_redis_does(pair):
     assert h_lv[0::2] == h_rs[0::2]
     assert reply(lv, "ROLE")[0] == reply(rs, "ROLE")[0] == b"master"
     for c in (lv, rs):
-        p = c.pubsub()
-        p.subscribe("a", "b")
-        p.unsubscribe("a")
-        msgs = []
-        wait_until(lambda: (m := p.get_message(timeout=0.1)) and msgs.append(m) or len(msgs) >= 3, 10,
-                   what="three subscription replies")
-        assert [(m["type"], m["channel"], m["data"]) for m in msgs] == [
-            ("subscribe", b"a", 1), ("subscribe", b"b", 2), ("unsubscribe", b"a", 1)]
+        p, got = subscription_replies(c, "subscribe", "unsubscribe", ("b", "a"))
+        assert got == [("subscribe", b"b", 1), ("subscribe", b"a", 2), ("unsubscribe", b"a", 1)]
         assert c.publish("b", "x") == 1
         p.close()
     # QUIT: +OK, then the server closes the connection.
