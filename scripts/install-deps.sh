@@ -29,7 +29,7 @@ tests=(
   redis-server redis-tools redis-sentinel haproxy prometheus tmux iproute2 iptables
   awscli python3-botocore restic openssl
   clang libclang-rt-14-dev
-  python3-fusepy fuse3 python3-pytest-timeout
+  python3-fusepy python3-pytest-timeout
 )
 # Node.js and npm run the JavaScript test tools (tests/tools: s3rver, the
 # manifest validator). A machine that already has a node (nvm, NodeSource)

@@ -14,6 +14,7 @@ import time
 import zlib
 
 import pytest
+import redis
 
 from conftest import LEVEE, Levee, free_port, wait_until
 from powercut import Disk, Ledger, Writers, require_fuse
@@ -423,3 +424,36 @@ def test_power_cut_mid_backup_checkpoint(disk):
         assert r.client().execute_command("DEBUG", "DIGEST") == want
     finally:
         r.stop()
+
+
+def test_failed_sync_of_leveldb_log_stops_writes_and_keeps_levees_log(disk):
+    """EIO on a sync of LevelDB's own log (at a memtable switch or a log
+    trim): levee refuses writes and says why, and after a power cut nothing
+    acknowledged is missing (levee's log was kept for the replay)."""
+    disk.mkdir_durable("data")
+    args = ["--fsync", "always"] + BUSY
+    s = boot(disk, "data", args, 0)
+    ledger = Ledger()
+    w = Writers(s.port, ledger, "l", blob_bytes=0, tolerate_replies=True).start()
+    wait_until(lambda: w.acks > 200, 60, what="200 acknowledged writes")
+    disk.ctl(op="fail_fsync", path="/data/db/*.log", count=1)
+    c = s.client()
+
+    def refused():
+        try:
+            c.set("probe", "x")
+        except redis.ResponseError as e:
+            return str(e)
+        return None
+    msg = wait_until(refused, 30, what="writes to be refused after the failed LevelDB log sync")
+    assert "refused" in msg or "LevelDB" in msg, msg
+    assert '"severity":"CRITICAL"' in s.read_log()
+    disk.cut([s.proc])
+    w.stop()
+    s.log.close()
+    assert not w.errors, w.errors[:5]
+    s = boot(disk, "data", args, 1)
+    try:
+        ledger.check(s.client())
+    finally:
+        s.stop()
