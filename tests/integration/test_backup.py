@@ -350,6 +350,13 @@ def test_prune_with_a_concurrent_create_keeps_the_new_backup_restorable(server, 
                              "--max-bytes-per-sec", "4mb", "--parallelism", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_until(lambda: glob.glob(os.path.join(tmpdir_path, "repo", "locks", "shared-*")), 30, what="the backup's lock")
+    # --lock-wait 1: prune gives up after a second, naming what holds it.
+    started = time.monotonic()
+    quick = subprocess.run([LEVEE, "backup", "prune", "--repo", repo, "--keep-last", "1", "--lock-wait", "1"],
+                           capture_output=True, text=True, timeout=120)
+    assert quick.returncode != 0 and "lock" in quick.stderr, quick.stderr
+    assert time.monotonic() - started < 30
+    assert slow.poll() is None, "the backup finished before prune was tried: the test proved nothing"
     prune = subprocess.run([LEVEE, "backup", "prune", "--repo", repo, "--keep-last", "1"], capture_output=True,
                            text=True, timeout=300)
     out, err = slow.communicate(timeout=300)
