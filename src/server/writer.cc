@@ -600,7 +600,9 @@ void Writer::MaybeTrimLog() {
   int64_t now = NowMs();
   if (now - last_trim_ms_ < 1000) return;
   last_trim_ms_ = now;
-  if (std::string f = engine_->env()->log_sync_failure(); !f.empty()) {
+  // LevelDB's closed logs first: the synced write below covers only the
+  // log it writes now (storage/closed_logs.h).
+  if (std::string f = engine_->env()->closed_logs().WaitAll(); !f.empty()) {
     // LevelDB's copy of some applied writes may not be durable: levee's log
     // is their only copy now. Keep all of it, and take no more writes.
     if (failure().empty()) {

@@ -46,44 +46,30 @@ class NamedTableFile final : public leveldb::RandomAccessFile {
   const bool sst_;
 };
 
-// LevelDB's own log, synced when LevelDB closes it. levee writes LevelDB
-// without sync and trims its write-ahead log after one synced write, which
-// syncs only the log LevelDB is writing now. When a memtable fills, LevelDB
-// closes its log unsynced and starts another; until the old memtable is
-// flushed to a table, the closed log's unsynced tail is the only LevelDB copy
-// of those writes. A power cut then could keep the new log (with a higher
-// applied sequence, synced by the trim) and lose that tail, while the trim
-// had deleted levee's copies: acknowledged writes gone. Found by the
-// power-cut tests (tests/integration/test_power_loss.py, journaled
-// metadata). One fdatasync per memtable switch closes it. LevelDB 1.23
-// (Debian's) deletes the old log's file object without calling Close(), so
-// the sync is in the destructor too; it cannot return an error there, so a
-// failure is kept by the Env (log_sync_failure()) and the writer stops
-// acknowledging writes and trimming on it.
-class SyncOnCloseFile final : public leveldb::WritableFile {
+// LevelDB's own log: when LevelDB lets go of it (Close(), or deleting it,
+// which is all Debian's LevelDB 1.23 does at a memtable switch), it is
+// queued to be made durable (storage/closed_logs.h).
+class QueuedOnCloseFile final : public leveldb::WritableFile {
  public:
-  SyncOnCloseFile(leveldb::WritableFile* base, DeferringEnv* env, std::string name)
-      : base_(base), env_(env), name_(std::move(name)) {}
-  ~SyncOnCloseFile() override {
-    if (!closed_) {
-      leveldb::Status s = base_->Sync();
-      if (!s.ok()) env_->NoteLogSyncFailure(name_ + ": " + s.ToString());
-    }
+  QueuedOnCloseFile(leveldb::WritableFile* base, ClosedLogs* logs, std::string name)
+      : base_(base), logs_(logs), name_(std::move(name)) {}
+  ~QueuedOnCloseFile() override {
+    base_.reset();  // flushes LevelDB's buffer into the file and closes it
+    if (!closed_) logs_->Closed(name_);
   }
   leveldb::Status Append(const leveldb::Slice& data) override { return base_->Append(data); }
   leveldb::Status Flush() override { return base_->Flush(); }
   leveldb::Status Sync() override { return base_->Sync(); }
   leveldb::Status Close() override {
+    leveldb::Status s = base_->Close();
     closed_ = true;
-    leveldb::Status s = base_->Sync();
-    if (!s.ok()) env_->NoteLogSyncFailure(name_ + ": " + s.ToString());
-    leveldb::Status c = base_->Close();
-    return s.ok() ? c : s;
+    logs_->Closed(name_);
+    return s;
   }
 
  private:
   std::unique_ptr<leveldb::WritableFile> base_;
-  DeferringEnv* const env_;
+  ClosedLogs* const logs_;
   const std::string name_;
   bool closed_ = false;
 };
@@ -97,18 +83,8 @@ bool EndsWith(const std::string& s, const char* suffix) {
 
 leveldb::Status DeferringEnv::NewWritableFile(const std::string& f, leveldb::WritableFile** r) {
   leveldb::Status s = target()->NewWritableFile(f, r);
-  if (s.ok() && EndsWith(fs::path(f).filename().string(), ".log")) *r = new SyncOnCloseFile(*r, this, f);
+  if (s.ok() && EndsWith(fs::path(f).filename().string(), ".log")) *r = new QueuedOnCloseFile(*r, &closed_logs_, f);
   return s;
-}
-
-void DeferringEnv::NoteLogSyncFailure(const std::string& what) {
-  std::lock_guard<std::mutex> l(mu_);
-  if (log_sync_failure_.empty()) log_sync_failure_ = what;
-}
-
-std::string DeferringEnv::log_sync_failure() const {
-  std::lock_guard<std::mutex> l(mu_);
-  return log_sync_failure_;
 }
 
 leveldb::Status DeferringEnv::NewRandomAccessFile(const std::string& f, leveldb::RandomAccessFile** r) {

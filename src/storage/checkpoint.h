@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "storage/closed_logs.h"
 
 namespace levee::storage {
 
@@ -37,20 +38,18 @@ namespace levee::storage {
 // keeps the name of whichever levee thread first scheduled work. Table
 // files are opened through a wrapper whose reads record the file per thread
 // (storage/corruption.h), so damage LevelDB finds can be named by file.
-// LevelDB's log files are synced when closed (see SyncOnCloseFile).
+// LevelDB's log files are made durable once LevelDB lets go of them
+// (storage/closed_logs.h).
 class DeferringEnv final : public leveldb::EnvWrapper {
  public:
   DeferringEnv() : leveldb::EnvWrapper(leveldb::Env::Default()) {}
   leveldb::Status RemoveFile(const std::string& f) override;
   void Schedule(void (*function)(void*), void* arg) override;
   leveldb::Status NewRandomAccessFile(const std::string& f, leveldb::RandomAccessFile** r) override;
-  // LevelDB's log files (NNNNNN.log) are synced when LevelDB closes them.
+  // LevelDB's log files (NNNNNN.log) are queued in closed_logs() when
+  // LevelDB lets go of them.
   leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override;
-  // The first failed sync of a closed LevelDB log ("" if none): LevelDB's
-  // copy of those writes may be gone, so levee's log must be kept and
-  // writes refused.
-  std::string log_sync_failure() const;
-  void NoteLogSyncFailure(const std::string& what);
+  ClosedLogs& closed_logs() { return closed_logs_; }
   // Old name of RemoveFile; LevelDB 1.23 calls RemoveFile, older ones this.
   leveldb::Status DeleteFile(const std::string& f) override { return RemoveFile(f); }
 
@@ -66,7 +65,7 @@ class DeferringEnv final : public leveldb::EnvWrapper {
   int hold_all_ = 0;
   std::map<std::string, int> holds_;    // path -> checkpoints holding it
   std::set<std::string> deferred_;      // removal asked while held
-  std::string log_sync_failure_;
+  ClosedLogs closed_logs_;  // destroyed (its thread joined) before the base Env's users go
 };
 
 struct CheckpointFile {
