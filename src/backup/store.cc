@@ -103,11 +103,15 @@ class FileStore final : public Store {
       return ErrnoStatus("repository " + url_ + ": cannot write " + p.string(), err);
     }
     if (!object) {
+      // The rename is durable once the directory is synced; a failure is
+      // reported (a manifest must not look stored when it may not be).
       int dfd = ::open(p.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dfd >= 0) {
-        ::fsync(dfd);
-        ::close(dfd);
+      if (dfd < 0 || ::fsync(dfd) != 0) {
+        int e = errno;
+        if (dfd >= 0) ::close(dfd);
+        return ErrnoStatus("repository " + url_ + ": cannot sync " + p.parent_path().string() + " after writing " + key, e);
       }
+      ::close(dfd);
     }
     sent_ += data.size();
     return Status::OK();
