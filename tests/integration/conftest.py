@@ -81,6 +81,16 @@ def as_this_user():
     return ["setpriv", f"--reuid={os.getuid()}", f"--regid={os.getgid()}", "--clear-groups"]
 
 
+def raise_open_files(n):
+    """Lets this process hold n descriptors: raises the soft limit up to the
+    hard one (a user's login shell often starts at 1024)."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < n:
+        require(hard == resource.RLIM_INFINITY or hard >= n, f"needs {n} open files; the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
 def wait_until(predicate, timeout=10.0, interval=0.02, what="condition"):
     """Polls predicate until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 import redis
 
-from conftest import LEVEE, as_this_user, privileged, run_levee, wait_until
+from conftest import LEVEE, as_this_user, privileged, raise_open_files, run_levee, wait_until
 
 
 def levee(*args, timeout=120):
@@ -286,6 +286,7 @@ def test_idle_connections_hold_no_read_buffer(server):
                 if line.startswith("VmRSS"):
                     return int(line.split()[1]) * 1024
     n = 2000
+    raise_open_files(n + 500)
     before = rss()
     socks = [raw(server.port) for _ in range(n)]
     for s in socks:
