@@ -443,29 +443,26 @@ class PowerCutFS(Operations):
     def flush(self, path, fh):
         return 0
 
-    def unlink(self, path):
+    def _remove(self, path, directory):
+        """unlink (directory False) or rmdir (True): one pending directory operation."""
         with self.mu:
             self._gate("unlink", path)
             parent, name = self._parent(path)
             node = parent.entries.get(name)
             if node is None:
                 raise FuseOSError(errno.ENOENT)
-            if node.kind == "dir":
+            if not directory and node.kind == "dir":
                 raise FuseOSError(errno.EISDIR)
-            node.nlink -= 1
+            if directory and node.entries:
+                raise FuseOSError(errno.ENOTEMPTY)
+            (parent if directory else node).nlink -= 1
             self._set_entry(parent, name, None)
 
+    def unlink(self, path):
+        self._remove(path, directory=False)
+
     def rmdir(self, path):
-        with self.mu:
-            self._gate("unlink", path)
-            parent, name = self._parent(path)
-            node = parent.entries.get(name)
-            if node is None:
-                raise FuseOSError(errno.ENOENT)
-            if node.entries:
-                raise FuseOSError(errno.ENOTEMPTY)
-            parent.nlink -= 1
-            self._set_entry(parent, name, None)
+        self._remove(path, directory=True)
 
     def rename(self, old, new):
         with self.mu:

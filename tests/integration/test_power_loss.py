@@ -40,6 +40,15 @@ def disk(tmpdir_path):
     d.close()
 
 
+def refusal(client):
+    """The error a write gets now, or None if it is acknowledged."""
+    try:
+        client.set("probe", "x")
+    except redis.ResponseError as e:
+        return str(e)
+    return None
+
+
 def boot(disk, name, args, round_no):
     s = Levee(os.path.join(disk.mnt, name), args, port=free_port())
     s.log_path = os.path.join(disk.base, f"levee-{name}-{round_no}.log")  # off the volume that loses power
@@ -294,15 +303,7 @@ def test_failed_log_fsync_stops_acknowledging_writes(disk, policy):
     wait_until(lambda: w.acks > 200, 60, what="200 acknowledged writes")
     failed_at = time.time()
     disk.ctl(op="fail_fsync", path="/data/wal/*.wal", count=1)
-    c = s.client()
-
-    def refused():
-        try:
-            c.set("probe", "x")
-        except Exception as e:  # noqa: BLE001 - the refusal is what we wait for
-            return str(e)
-        return None
-    msg = wait_until(refused, 10, what="writes to be refused after the failed fsync")
+    msg = wait_until(lambda: refusal(s.client()), 10, what="writes to be refused after the failed fsync")
     assert "fsync of the write-ahead log failed" in msg and "refused" in msg, msg
     acks_then = w.acks
     wait_until(lambda: len(w.replies) >= 6, 10, what="every writer to be refused")
@@ -437,15 +438,7 @@ def test_failed_sync_of_leveldb_log_stops_writes_and_keeps_levees_log(disk):
     w = Writers(s.port, ledger, "l", blob_bytes=0, tolerate_replies=True).start()
     wait_until(lambda: w.acks > 200, 60, what="200 acknowledged writes")
     disk.ctl(op="fail_fsync", path="/data/db/*.log", count=1)
-    c = s.client()
-
-    def refused():
-        try:
-            c.set("probe", "x")
-        except redis.ResponseError as e:
-            return str(e)
-        return None
-    msg = wait_until(refused, 30, what="writes to be refused after the failed LevelDB log sync")
+    msg = wait_until(lambda: refusal(s.client()), 30, what="writes to be refused after the failed LevelDB log sync")
     assert "refused" in msg or "LevelDB" in msg, msg
     assert '"severity":"CRITICAL"' in s.read_log()
     disk.cut([s.proc])
