@@ -14,7 +14,7 @@ import redis
 import redis.sentinel
 
 from conftest import privileged, require, wait_until
-from failover_cluster import MASTER, Cluster, HAProxy, Load, follows
+from failover_cluster import MASTER, Cluster, HAProxy, Load, expected_refusal, follows
 
 
 def stats(node):
@@ -653,3 +653,22 @@ def test_soak_consecutive_failovers_under_load(tmpdir_path):
     finally:
         load.stop()
         c.stop()
+
+
+@pytest.mark.parametrize("wire, expected", [
+    ("READONLY You can't write against a read only replica.", True),
+    ("NOREPLICAS Not enough good replicas to write.", True),
+    ("MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.", True),
+    ("BUSY a full resync is replacing the database; try again when it is done", True),
+    ("LOADING levee is loading the dataset in memory", True),
+    ("ERR server is shutting down", True),
+    ("ERR sync replication timeout: fewer than 1 replicas acknowledged the write within sync-timeout-ms", True),
+    ("ERR unknown command 'SET'", False),
+    ("WRONGTYPE Operation against a key holding the wrong kind of value", False),
+])
+def test_failover_load_tells_refusals_from_defects_as_redis_py_raises_them(wire, expected):
+    """The load's classification sees errors the way redis-py hands them
+    over: it strips the codes it knows and raises its own classes."""
+    from redis.connection import BaseParser  # redis-py 4.3 (Debian 12)
+    e = BaseParser().parse_error(wire)
+    assert expected_refusal(e) is expected, (wire, type(e).__name__, str(e))

@@ -32,13 +32,9 @@ DELIBERATE = {
 
 
 @pytest.fixture
-def pair(server):
+def pair(server, tmpdir_path):
     require(shutil.which("redis-server") is not None, "redis-server (Debian's) is not installed")
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    ref = redis.Redis(port=port, socket_timeout=10)
-    wait_until(lambda: ref.ping(), 10, what="redis-server")
+    proc, ref = start_redis(tmpdir_path)
     try:
         yield server.client(), ref
     finally:
@@ -199,16 +195,19 @@ def test_randomized_string_commands_match_redis(pair):
     same(lv, rs, "DBSIZE")
 
 
-def start_redis():
+def start_redis(workdir):
+    """Debian's redis-server with no persistence; SHUTDOWN SAVE still writes
+    dump.rdb, so it runs in the test's own directory."""
     port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-                             "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                             "--bind", "127.0.0.1", "--dir", workdir], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT)
     ref = redis.Redis(port=port, socket_timeout=10)
     wait_until(lambda: ref.ping(), 10, what="redis-server")
     return proc, ref
 
 
-def test_shutdown_variants_answer_as_redis_does(pair, server_factory):
+def test_shutdown_variants_answer_as_redis_does(pair, server_factory, tmpdir_path):
     """SHUTDOWN's refusals match; SHUTDOWN NOSAVE, SAVE, NOW and FORCE
     each stop both servers (the client sees the connection close) with
     exit status 0."""
@@ -219,7 +218,7 @@ def test_shutdown_variants_answer_as_redis_does(pair, server_factory):
     assert lv.ping() and rs.ping()
     for variant in (("NOSAVE",), ("SAVE",), ("NOW",), ("FORCE",), ("NOSAVE", "NOW", "FORCE")):
         s = server_factory()
-        proc, ref = start_redis()
+        proc, ref = start_redis(tmpdir_path)
         try:
             for client, p in ((s.client(), s.proc), (ref, proc)):
                 try:
