@@ -265,15 +265,20 @@ def test_overlay_specifics():
     assert env["LEVEE_SENTINELS"].split() == expected
     assert sentinels["spec"]["replicas"] == 3
     haproxy = config_map(rep, "levee-haproxy")["data"]["haproxy.cfg"]
+    # HAProxy's runtime resolver applies no search list: full names only.
     for i in range(3):
-        assert f"server levee-{i} levee-{i}.levee-headless:6379 check" in haproxy
+        assert f'server levee-{i} "levee-{i}.levee-headless.${{POD_NAMESPACE}}.svc.${{LEVEE_CLUSTER_DOMAIN}}:6379" check' \
+            in haproxy
     # The client Service goes through HAProxy in the replicated overlay.
     assert find(rep, "Service", "levee")[0]["spec"]["selector"]["app.kubernetes.io/component"] == "haproxy"
     assert find(single, "Service", "levee")[0]["spec"]["selector"]["app.kubernetes.io/component"] == "server"
-    # Second region: replicas of the first, less preferred for promotion.
+    # Second region: replicas of the first, never promoted by its Sentinels,
+    # under names of their own.
     sts2 = find(second, "StatefulSet", "levee")[0]
     env2 = {e["name"]: e.get("value") for e in containers(sts2)[0]["env"]}
-    assert env2["LEVEE_UPSTREAM"] == "levee-upstream:6379" and int(env2["LEVEE_REPLICA_PRIORITY"]) > 100
+    assert env2["LEVEE_UPSTREAM"] == "levee-upstream:6379" and env2["LEVEE_REPLICA_PRIORITY"] == "0"
+    assert env2["LEVEE_HEADLESS_SERVICE"] == sts2["spec"]["serviceName"] != sts["spec"]["serviceName"]
+    assert find(second, "Service", sts2["spec"]["serviceName"])[0]["spec"]["clusterIP"] == "None"
     # restore-on-empty reads the repository the server writes.
     for objs in (single, rep):
         s = find(objs, "StatefulSet", "levee")[0]
@@ -520,49 +525,69 @@ def test_restore_on_empty_refuses_to_start_empty_when_the_repository_is_unreadab
 
 # --- init scripts against real Sentinel -------------------------------------------------
 
-def configure(tmp_path, pod, **env):
+def run_configure(tmp_path, pod, **env):
     src = tmp_path / "levee.yaml"
     if not src.exists():
         src.write_text(config_map(overlay("single"), "levee-config")["data"]["levee.yaml"] +
                        "replicaof: \"stale:1\"\n")
-    out_file = tmp_path / f"{pod}.yaml"
-    e = dict(os.environ, POD_NAME=pod, POD_NAMESPACE="db", LEVEE_CONFIG_SRC=str(src), LEVEE_CONFIG_OUT=str(out_file),
-             LEVEE_ROLE_OUT=str(tmp_path / f"{pod}.role"), **env)
-    out = subprocess.run(["/bin/sh", os.path.join(SCRIPTS, "configure.sh")], env=e, capture_output=True, text=True,
-                         timeout=60)
+    e = dict(os.environ, POD_NAME=pod, POD_NAMESPACE="db", LEVEE_CONFIG_SRC=str(src),
+             LEVEE_CONFIG_OUT=str(tmp_path / f"{pod}.yaml"), LEVEE_ROLE_OUT=str(tmp_path / f"{pod}.role"), **env)
+    return subprocess.run(["/bin/sh", os.path.join(SCRIPTS, "configure.sh")], env=e, capture_output=True, text=True,
+                          timeout=60)
+
+
+def configure(tmp_path, pod, **env):
+    out = run_configure(tmp_path, pod, **env)
     assert out.returncode == 0, out.stderr
-    settings = yaml.safe_load(out_file.read_text())
+    settings = yaml.safe_load((tmp_path / f"{pod}.yaml").read_text())
     return settings, (tmp_path / f"{pod}.role").read_text().strip()
 
 
 def test_configure_derives_the_role_from_the_ordinal_sentinel_or_upstream(tmp_path, server_factory):
-    # No Sentinel has an opinion (none reachable): ordinal 0 is the primary.
-    dead = f"127.0.0.1:{free_port()}"
-    s, role = configure(tmp_path, "levee-0", LEVEE_SENTINELS=dead)
+    # No Sentinels configured (the single overlay): ordinal 0 is the primary.
+    s, role = configure(tmp_path, "levee-0")
     assert role == "primary" and s["replicaof"] == ""
     assert s["replica-announce-ip"] == "levee-0.levee-headless.db.svc.cluster.local"
-    s, role = configure(tmp_path, "levee-2", LEVEE_SENTINELS=dead)
+    s, role = configure(tmp_path, "levee-2")
     assert role == "replica" and s["replicaof"] == "levee-0.levee-headless.db.svc.cluster.local:6379"
 
-    # A real Sentinel watching a real levee primary decides.
+    # Sentinels configured but none answers: the step fails rather than guess
+    # (levee-0 guessing "primary" after a failover would be a second one).
+    dead = f"127.0.0.1:{free_port()}"
+    pw = tmp_path / "password"
+    pw.write_text("sentinel-pw\n")
+    for pod in ("levee-0", "levee-2"):
+        out = run_configure(tmp_path, pod, LEVEE_SENTINELS=dead, LEVEE_PASSWORD_FILE=str(pw))
+        assert out.returncode == 1 and "no Sentinel named the primary" in out.stderr, out.stderr
+        assert "Connection refused" in out.stderr, out.stderr  # what each Sentinel said
+    out = run_configure(tmp_path, "levee-0", LEVEE_SENTINELS=dead, LEVEE_PASSWORD_FILE=str(tmp_path / "none"))
+    assert out.returncode == 1 and "cannot read Sentinel's password" in out.stderr, out.stderr
+
+    # A real Sentinel (with the password) watching a real levee primary decides.
     primary = server_factory()
     sport = free_port()
     sdir = tmp_path / "sentinel"
     sdir.mkdir()
-    (sdir / "sentinel.conf").write_text(f"port {sport}\nbind 127.0.0.1\ndir {sdir}\n"
+    (sdir / "sentinel.conf").write_text(f"port {sport}\nbind 127.0.0.1\ndir {sdir}\nrequirepass sentinel-pw\n"
                                         f"sentinel monitor levee 127.0.0.1 {primary.port} 1\n")
     sentinel = subprocess.Popen(["redis-sentinel", str(sdir / "sentinel.conf")], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: redis.Redis(port=sport).ping(), 20, what="redis-sentinel")
+        wait_until(lambda: redis.Redis(port=sport, password="sentinel-pw").ping(), 20, what="redis-sentinel")
         sentinels = f"{dead} 127.0.0.1:{sport}"
-        s, role = configure(tmp_path, "levee-0", LEVEE_SENTINELS=sentinels)
+        auth = {"LEVEE_SENTINELS": sentinels, "LEVEE_PASSWORD_FILE": str(pw)}
+        s, role = configure(tmp_path, "levee-0", **auth)
         assert role == "replica" and s["replicaof"] == f"127.0.0.1:{primary.port}"  # not the ordinal's guess
-        s, role = configure(tmp_path, "levee-1", LEVEE_SENTINELS=sentinels, POD_IP="127.0.0.1")
+        s, role = configure(tmp_path, "levee-1", POD_IP="127.0.0.1", **auth)
         assert role == "primary" and s["replicaof"] == ""  # Sentinel names this pod
+        # A wrong password: Sentinel refuses, the step fails and says so.
+        bad = tmp_path / "bad"
+        bad.write_text("wrong\n")
+        out = run_configure(tmp_path, "levee-0", LEVEE_SENTINELS=sentinels, LEVEE_PASSWORD_FILE=str(bad))
+        assert out.returncode == 1 and "WRONGPASS" in out.stderr + out.stdout, out.stderr
         # The written file is one levee starts from, and it replicates.
         primary.client().set("k", "v")
-        s, _ = configure(tmp_path, "levee-2", LEVEE_SENTINELS=sentinels, LEVEE_REPLICA_PRIORITY="150")
+        s, _ = configure(tmp_path, "levee-2", LEVEE_REPLICA_PRIORITY="150", **auth)
         assert s["replica-priority"] == 150
         replica = server_factory(extra_args=["--config", str(tmp_path / "levee-2.yaml"), "--bind", "127.0.0.1",
                                              "--requirepass-file", "", "--masterauth-file", "",
@@ -572,12 +597,18 @@ def test_configure_derives_the_role_from_the_ordinal_sentinel_or_upstream(tmp_pa
         # Sentinel's init step asks the running Sentinel too.
         conf = tmp_path / "sentinel-1.conf"
         env = dict(os.environ, POD_NAME="levee-sentinel-1", POD_NAMESPACE="db", LEVEE_FIRST="levee-0.x:6379",
-                   LEVEE_SENTINELS=f"127.0.0.1:{sport}", SENTINEL_CONFIG_OUT=str(conf),
-                   LEVEE_PASSWORD_FILE=str(tmp_path / "none"))
-        out = subprocess.run(["/bin/sh", os.path.join(K8S, "overlays", "replicated", "sentinel-configure.sh")],
-                             env=env, capture_output=True, text=True, timeout=60)
+                   LEVEE_SENTINELS=f"127.0.0.1:{sport}", SENTINEL_CONFIG_OUT=str(conf), LEVEE_PASSWORD_FILE=str(pw))
+        sentinel_configure = os.path.join(K8S, "overlays", "replicated", "sentinel-configure.sh")
+        out = subprocess.run(["/bin/sh", sentinel_configure], env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        assert f"sentinel monitor levee 127.0.0.1 {primary.port} 2" in conf.read_text()
+        text = conf.read_text()
+        assert f"sentinel monitor levee 127.0.0.1 {primary.port} 2" in text
+        assert "requirepass sentinel-pw" in text and "sentinel auth-pass levee sentinel-pw" in text
+        assert oct(os.stat(conf).st_mode & 0o777) == "0o600"
+        # Without a readable password it refuses to write a Sentinel anyone could drive.
+        out = subprocess.run(["/bin/sh", sentinel_configure], env=dict(env, LEVEE_PASSWORD_FILE=str(tmp_path / "none")),
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1 and "cannot read the levee password" in out.stderr
     finally:
         terminate(sentinel)
 
@@ -611,7 +642,8 @@ def test_kubernetes_haproxy_configs_are_valid_and_check_like_the_tested_one():
         assert tcp_checks(open(f).read()) == tested, f
     env = dict(os.environ, LEVEE_PASSWORD="x", LEVEE_TLS_DIR="/nonexistent", LEVEE_REGION_BIND="127.0.0.1:0",
                LEVEE_NODE_0="127.0.0.1:1", LEVEE_NODE_1="127.0.0.1:2", LEVEE_NODE_2="127.0.0.1:3",
-               LEVEE_UPSTREAM_BIND="127.0.0.1:0", LEVEE_REGION_ADDR="127.0.0.1:4", LEVEE_REGION_NAME="x")
+               LEVEE_UPSTREAM_BIND="127.0.0.1:0", LEVEE_REGION_ADDR="127.0.0.1:4", LEVEE_REGION_NAME="x",
+               POD_NAMESPACE="db", LEVEE_CLUSTER_DOMAIN="cluster.local")
     out = subprocess.run(["haproxy", "-c", "-f", files[0]], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 

@@ -9,14 +9,21 @@
 #      the regions and fans out here).
 #   2. Sentinel, when LEVEE_SENTINELS lists any (host:port ...): the first
 #      that answers SENTINEL get-master-addr-by-name decides; if it names
-#      this pod, this pod is the primary.
-#   3. Nobody has an opinion yet (first start): ordinal 0 is the primary,
-#      the others replicate from it.
+#      this pod (its FQDN, any shorter form of it, or its IP), this pod is
+#      the primary. When none answers, the step fails and Kubernetes retries
+#      it: a pod that guessed its role could become a second primary.
+#   3. No Sentinels (the single overlay): ordinal 0 is the primary, the
+#      others replicate from it.
 #
-# Environment: POD_NAME, POD_NAMESPACE (downward API), LEVEE_HEADLESS_SERVICE,
-# LEVEE_CLUSTER_DOMAIN, LEVEE_PORT, LEVEE_SENTINELS, LEVEE_MASTER_NAME,
-# LEVEE_UPSTREAM, LEVEE_REPLICA_PRIORITY, LEVEE_CONFIG_SRC, LEVEE_CONFIG_OUT,
-# LEVEE_ROLE_OUT.
+# Names are compared and written fully qualified
+# (<pod>.<service>.<namespace>.svc.<domain>): cluster DNS answers only those,
+# and Sentinel announces whatever form it was given.
+#
+# Environment: POD_NAME, POD_NAMESPACE, POD_IP (downward API),
+# LEVEE_HEADLESS_SERVICE, LEVEE_CLUSTER_DOMAIN, LEVEE_PORT, LEVEE_SENTINELS,
+# LEVEE_MASTER_NAME, LEVEE_PASSWORD_FILE (Sentinel's password, the levee-auth
+# Secret), LEVEE_UPSTREAM, LEVEE_REPLICA_PRIORITY, LEVEE_CONFIG_SRC,
+# LEVEE_CONFIG_OUT, LEVEE_ROLE_OUT.
 set -eu
 
 src=${LEVEE_CONFIG_SRC:-/etc/levee/levee.yaml}
@@ -37,6 +44,15 @@ case "$ordinal" in
 esac
 [ -r "$src" ] || { echo "configure: cannot read $src (the levee-config ConfigMap)" >&2; exit 1; }
 
+# qualify NAME: a pod or Service name inside this namespace, fully qualified.
+qualify() {
+  case "$1" in
+    *.svc.* | *. ) echo "${1%.}" ;;
+    *[!0-9.]*) echo "$1.$ns.svc.$domain" ;;
+    *) echo "$1" ;;  # an IPv4 address
+  esac
+}
+
 self="$pod.$headless.$ns.svc.$domain"
 first="${pod%-*}-0.$headless.$ns.svc.$domain"
 primary_host=""
@@ -53,30 +69,50 @@ if [ -n "${LEVEE_UPSTREAM:-}" ]; then
     primary_port=$port
     reason="replicas of the second region follow its ordinal 0"
   fi
-else
-  for s in ${LEVEE_SENTINELS:-}; do
-    answer=$(redis-cli -h "${s%:*}" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$master_name" 2>/dev/null) || continue
+elif [ -n "${LEVEE_SENTINELS:-}" ]; then
+  pw_file=${LEVEE_PASSWORD_FILE:-/run/secrets/levee/password}
+  if [ ! -r "$pw_file" ]; then
+    echo "configure: cannot read Sentinel's password at $pw_file (the levee-auth Secret, key \"password\"); not starting" >&2
+    exit 1
+  fi
+  REDISCLI_AUTH=$(head -n 1 "$pw_file")
+  export REDISCLI_AUTH
+  errors=""
+  for s in $LEVEE_SENTINELS; do
+    shost=$(qualify "${s%:*}")
+    if ! answer=$(redis-cli -h "$shost" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$master_name" 2>&1); then
+      errors="$errors
+  $shost: $answer"
+      continue
+    fi
     host=$(echo "$answer" | sed -n 1p)
     mport=$(echo "$answer" | sed -n 2p)
-    case "$mport" in '' | *[!0-9]*) continue ;; esac
+    case "$mport" in
+      '' | *[!0-9]*)
+        errors="$errors
+  $shost: $(echo "$answer" | head -n 1)"
+        continue ;;
+    esac
+    host=$(qualify "$host")
     if [ "$host" = "$self" ] || [ "$host" = "${POD_IP:-}" ]; then
-      reason="sentinel $s names this pod the primary"
+      reason="sentinel $shost names this pod the primary"
     else
       primary_host=$host
       primary_port=$mport
-      reason="sentinel $s names the primary"
+      reason="sentinel $shost names the primary"
     fi
     break
   done
   if [ -z "$reason" ]; then
-    if [ "$ordinal" = 0 ]; then
-      reason="no sentinel has an opinion; ordinal 0 starts as the primary"
-    else
-      primary_host=$first
-      primary_port=$port
-      reason="no sentinel has an opinion; replicating from ordinal 0"
-    fi
+    echo "configure: no Sentinel named the primary of '$master_name'; not starting (a pod that guessed its role could become a second primary). What each said:$errors" >&2
+    exit 1
   fi
+elif [ "$ordinal" = 0 ]; then
+  reason="no Sentinels configured; ordinal 0 is the primary"
+else
+  primary_host=$first
+  primary_port=$port
+  reason="no Sentinels configured; replicating from ordinal 0"
 fi
 
 tmp="$out.tmp"
@@ -91,8 +127,10 @@ grep -v -E '^(replicaof|replica-announce-ip|replica-announce-port|replica-priori
   fi
   echo "replica-announce-ip: \"$self\""
   echo "replica-announce-port: $port"
-  [ -n "${LEVEE_REPLICA_PRIORITY:-}" ] && echo "replica-priority: $LEVEE_REPLICA_PRIORITY"
+  if [ -n "${LEVEE_REPLICA_PRIORITY:-}" ]; then echo "replica-priority: $LEVEE_REPLICA_PRIORITY"; fi
 } >> "$tmp"
 mv "$tmp" "$out"
+# For the preStop hook (prestop.sh): where the Sentinels are.
+printf '%s\n%s\n' "$master_name" "${LEVEE_SENTINELS:-}" > "$(dirname "$out")/sentinels"
 if [ -n "$primary_host" ]; then echo replica > "$role_out"; else echo primary > "$role_out"; fi
 echo "configure: $pod is $(cat "$role_out"): $reason" >&2

@@ -1,0 +1,62 @@
+#!/bin/sh
+# The levee container's preStop hook: a primary hands its role to a replica
+# through Sentinel before Kubernetes stops it, so a rolling restart is a
+# planned switchover (writes pause for about a second) instead of an
+# unplanned failover (writes stop for down-after-milliseconds and more).
+#
+# A replica, a pod without Sentinels (the single overlay), or a primary no
+# Sentinel agrees to fail over (no replica in sync: NOGOODSLAVE) stops as it
+# is. The hook waits until a Sentinel names another pod, at most
+# LEVEE_SWITCHOVER_TIMEOUT seconds (default 30; terminationGracePeriodSeconds
+# covers it and levee's own shutdown).
+#
+# Environment: LEVEE_PORT, LEVEE_PASSWORD_FILE, LEVEE_SENTINELS_FILE (written
+# by configure.sh: the master name, then the Sentinels), LEVEE_SWITCHOVER_TIMEOUT.
+set -u
+port=${LEVEE_PORT:-6379}
+conf=${LEVEE_SENTINELS_FILE:-/run/levee/sentinels}
+pw_file=${LEVEE_PASSWORD_FILE:-/run/secrets/levee/password}
+timeout=${LEVEE_SWITCHOVER_TIMEOUT:-30}
+
+[ -r "$conf" ] || exit 0
+master=$(sed -n 1p "$conf")
+sentinels=$(sed -n 2p "$conf")
+[ -n "$sentinels" ] || exit 0
+if [ -r "$pw_file" ]; then
+  REDISCLI_AUTH=$(head -n 1 "$pw_file")
+  export REDISCLI_AUTH
+fi
+[ "$(redis-cli -p "$port" --raw ROLE 2>/dev/null | head -n 1)" = master ] || exit 0
+
+ns=$(sed -n 's/^search \([^ ]*\).*/\1/p' /etc/resolv.conf)
+asked=""
+for s in $sentinels; do
+  host=${s%:*}
+  case "$host" in *.svc.*) ;; *) host="$host.$ns" ;; esac
+  answer=$(redis-cli -h "$host" -p "${s##*:}" --raw SENTINEL failover "$master" 2>&1)
+  if [ "$answer" = OK ]; then asked="$host:${s##*:}"; break; fi
+  echo "prestop: $host: SENTINEL FAILOVER answered: $answer" >&2
+done
+if [ -z "$asked" ]; then
+  echo "prestop: no Sentinel started a switchover; stopping as the primary (Sentinel fails over after down-after-milliseconds)" >&2
+  exit 0
+fi
+echo "prestop: $asked is switching the primary over" >&2
+
+me=$(hostname -f 2>/dev/null || hostname)
+end=$(( $(date +%s) + timeout ))
+while [ "$(date +%s)" -lt "$end" ]; do
+  named=$(redis-cli -h "${asked%:*}" -p "${asked##*:}" --raw SENTINEL get-master-addr-by-name "$master" 2>/dev/null | head -n 1)
+  case "$named" in
+    "" | "$me" | "$me".* | "$(hostname)".*) ;;
+    *)
+      if [ "$(redis-cli -p "$port" --raw ROLE 2>/dev/null | head -n 1)" != master ] ||
+         [ "$(redis-cli -h "$named" -p "$port" --raw ROLE 2>/dev/null | head -n 1)" = master ]; then
+        echo "prestop: the primary is now $named" >&2
+        exit 0
+      fi ;;
+  esac
+  sleep 0.2
+done
+echo "prestop: no switchover within ${timeout}s; stopping anyway" >&2
+exit 0

@@ -1,0 +1,342 @@
+"""levee's Kubernetes overlays run in a simulated cluster (kube_sim.py): the
+rendered objects, every pod with its own address and cluster DNS, the
+StatefulSet controller's ordering, probes and preStop hooks, with the real
+levee, redis-sentinel 7.0 and haproxy 2.6 inside.
+
+Scenarios: first install of each overlay, the primary's pod killed, a
+rolling upgrade, every Sentinel and every levee pod restarted, a second
+region, and the bad inputs a first install meets (a missing Secret, a wrong
+password, DNS that does not answer).
+"""
+import os
+import re
+import secrets
+import threading
+import time
+
+import pytest
+import redis
+
+from conftest import SUDO, require, wait_until
+from kube_sim import Cluster
+from test_deploy import overlay
+
+PASSWORD = "k8s-" + secrets.token_hex(8)
+MASTER = "levee"
+# GCS cannot run here: the bucket is a directory every pod sees at /cloud.
+BUCKET = [("gs://BUCKET/levee", "file:///cloud/levee")]
+
+
+def needs_root():
+    require(os.geteuid() == 0 or SUDO is not None, "the simulated cluster needs root (network and mount namespaces)")
+
+
+def default_secrets(password=PASSWORD):
+    return {"levee-auth": {"password": password}, "levee-backup-key": {"key": secrets.token_hex(32)}}
+
+
+@pytest.fixture
+def start(tmp_path):
+    """start(overlay name or objects, secrets=..., **kw) -> a running Cluster; all are closed after the test."""
+    needs_root()
+    made = []
+
+    def make(objs, secrets_data=None, **kw):
+        if isinstance(objs, str):
+            objs = overlay(objs)
+        cloud = kw.pop("cloud", None) or os.path.join(str(tmp_path), "cloud")
+        os.makedirs(cloud, exist_ok=True)
+        os.chmod(cloud, 0o777)
+        c = Cluster(str(tmp_path), objs, default_secrets() if secrets_data is None else secrets_data,
+                    substitutions=BUCKET, shared_mounts={"/cloud": cloud}, **kw)
+        made.append(c)
+        return c.apply()
+
+    yield make
+    for c in made:
+        c.close()
+
+
+def client(ip, port=6379, password=PASSWORD, **kw):
+    kw.setdefault("socket_timeout", 5)
+    kw.setdefault("socket_connect_timeout", 2)
+    return redis.Redis(host=ip, port=port, password=password, **kw)
+
+
+def role(pod, password=PASSWORD):
+    try:
+        return client(pod.ip, password=password, socket_timeout=2).execute_command("ROLE")[0].decode()
+    except (redis.RedisError, OSError):
+        return None
+
+
+def primaries(c):
+    return [p for p in c.workload("levee").pods() if p is not None and p.ready and role(p) == "master"]
+
+
+def sentinel_opinions(c, password=PASSWORD):
+    """(host, port) each ready Sentinel names as the primary."""
+    out = []
+    for p in c.workload("levee-sentinel").pods():
+        if p is None or not p.ready:
+            continue
+        try:
+            out.append(tuple(client(p.ip, 26379, password=password, socket_timeout=2).execute_command(
+                "SENTINEL", "get-master-addr-by-name", MASTER)))
+        except (redis.RedisError, OSError):
+            out.append(None)
+    return out
+
+
+def wait_for(c, predicate, timeout, what):
+    """wait_until, with the cluster's state when it gives up."""
+    try:
+        return wait_until(predicate, timeout, interval=0.2, what=what)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{c.describe()}") from None
+
+
+def fqdn(c, pod_name):
+    return f"{pod_name}.levee-headless.{c.namespace}.svc.{c.domain}"
+
+
+def wait_replicated_up(c, timeout=180):
+    """One primary, two ready replicas, three Sentinels agreeing on it, and
+    both HAProxy endpoints answering; returns the primary pod."""
+    def up():
+        levee = c.workload("levee").pods()
+        if not all(p is not None and p.ready for p in levee):
+            return None
+        prim = primaries(c)
+        if len(prim) != 1:
+            return None
+        ops = sentinel_opinions(c)
+        want = (fqdn(c, prim[0].name).encode(), b"6379")
+        if len(ops) != 3 or any(o != want for o in ops):
+            return None
+        if len([p for p in c.workload("levee-haproxy").pods() if p.ready]) < 2:
+            return None
+        return prim[0]
+    return wait_for(c, up, timeout, "one primary, Sentinels agreeing, endpoints up")
+
+
+def endpoint(c, service="levee", **kw):
+    ip, port = c.endpoint(service)
+    return client(ip, port, **kw)
+
+
+class EndpointLoad:
+    """Writes through the `levee` Service as a plain client would: each
+    write on a connection it reopens after an error, every acknowledged
+    write recorded with its time."""
+
+    def __init__(self, c, prefix="w"):
+        self.c = c
+        self.prefix = prefix
+        self.acked = []
+        self.errors = []
+        self.stop_flag = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def run(self):
+        i = 0
+        conn = None
+        while not self.stop_flag.is_set():
+            try:
+                if conn is None:
+                    conn = endpoint(self.c, socket_timeout=3)
+                key = f"{self.prefix}:{i}"
+                assert conn.set(key, str(i)) is True
+                self.acked.append((time.monotonic(), key, str(i)))
+                i += 1
+            except (redis.RedisError, OSError, IndexError) as e:
+                self.errors.append((time.monotonic(), repr(e)))
+                conn = None
+                self.stop_flag.wait(0.05)  # poll interval while the endpoint has no primary
+
+    def stop(self):
+        self.stop_flag.set()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+
+    def wait_acks(self, n, timeout=60):
+        start = len(self.acked)
+        wait_for(self.c, lambda: len(self.acked) >= start + n, timeout, f"{n} more writes through the endpoint "
+                 f"(errors so far: {len(self.errors)})")
+
+    def longest_pause(self, since):
+        times = [t for t, _, _ in self.acked if t >= since]
+        return max((b - a for a, b in zip(times, times[1:])), default=None)
+
+    def missing(self, pod):
+        conn = client(pod.ip, socket_timeout=30)
+        lost = []
+        for start in range(0, len(self.acked), 1000):
+            chunk = self.acked[start:start + 1000]
+            for (_, k, v), got in zip(chunk, conn.mget([k for _, k, _ in chunk])):
+                if got is None or got.decode() != v:
+                    lost.append(k)
+        return lost
+
+
+# --- first installs ------------------------------------------------------------------
+
+def test_single_first_install_serves_through_its_service_name(start):
+    c = start("single")
+    pod = wait_for(c, lambda: (p := c.pod("levee-0")) and p.ready and p, 60, "levee-0 ready")
+    assert c.dns.records[fqdn(c, "levee-0")] == [pod.ip]
+    conn = endpoint(c)
+    assert conn.set("k", "v") and conn.get("k") == b"v"
+    assert role(pod) == "master"
+
+
+def test_cluster_dns_answers_fully_qualified_names_only(start):
+    """The simulation's DNS is as strict as CoreDNS: short names exist only
+    through a pod's search list, so a config that leans on them fails here."""
+    import dns.message
+    import dns.query
+    import dns.rcode
+    c = start("single")
+    pod = wait_for(c, lambda: (p := c.pod("levee-0")) and p.ready and p, 60, "levee-0 ready")
+
+    def ask(name):
+        r = dns.query.udp(dns.message.make_query(name, "A"), c.dns_ip, timeout=2)
+        return dns.rcode.to_text(r.rcode()), [i.address for a in r.answer for i in a]
+
+    assert ask(fqdn(c, "levee-0")) == ("NOERROR", [pod.ip])
+    assert ask("levee-0.levee-headless")[0] == "NXDOMAIN"
+    assert ask(f"levee-0.levee-headless.{c.namespace}")[0] == "NXDOMAIN"
+    # Inside the pod, libc applies the search list (ndots:5).
+    status, out = pod.container("levee").exec_in(["getent", "hosts", "levee-0.levee-headless"], 5)
+    assert status == 0 and pod.ip in out, out
+
+
+def test_replicated_first_install_gets_one_primary_and_endpoints_that_stay_up(start):
+    c = start("replicated")
+    prim = wait_replicated_up(c)
+    assert prim.name == "levee-0"
+    assert sorted(role(p) for p in c.workload("levee").pods()) == ["master", "slave", "slave"]
+    conn = endpoint(c)
+    assert conn.set("first", "1") is True
+    assert conn.info("server")["tcp_port"] == 6379 and conn.execute_command("ROLE")[0] == b"master"
+    wait_until(lambda: endpoint(c, "levee-read").get("first") == b"1", 30, what="the read endpoint serving the write")
+    # The endpoints keep working past HAProxy's resolver hold periods
+    # (hold nx is 30 s: short names would have put every server in
+    # maintenance by now).
+    deadline = time.monotonic() + 40
+    n = 0
+    while time.monotonic() < deadline:
+        assert endpoint(c).set(f"steady:{n}", n) is True, c.describe()
+        assert endpoint(c, "levee-read").ping()
+        n += 1
+        time.sleep(1)  # one check a second over the 40 s the defect needed to show
+    assert n >= 30
+
+
+def report(name, value):
+    """Figures for docs/benchmarks.md: printed, and appended to $KUBE_REPORT."""
+    print(f"\n{name}: {value}")
+    path = os.environ.get("KUBE_REPORT")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"{name}: {value}\n")
+
+
+def config_epoch(c):
+    """Sentinel's config epoch for the primary: one more per failover."""
+    for p in c.workload("levee-sentinel").pods():
+        try:
+            info = client(p.ip, 26379, socket_timeout=2).execute_command("SENTINEL", "MASTER", MASTER)
+            fields = dict(zip(info[::2], info[1::2])) if isinstance(info, list) else info
+            return int(fields[b"config-epoch"] if b"config-epoch" in fields else fields["config-epoch"])
+        except (redis.RedisError, OSError, AttributeError):
+            continue
+    raise AssertionError("no Sentinel answered SENTINEL MASTER")
+
+
+# --- failures and operations ------------------------------------------------------------
+
+def test_primary_pod_lost_sentinel_promotes_endpoint_follows_and_pod_rejoins_on_a_new_address(start):
+    c = start("replicated")
+    old = wait_replicated_up(c)
+    sts = c.workload("levee")
+    load = EndpointLoad(c).start()
+    load.wait_acks(300)
+    # The primary's node is lost: the pod dies at once (no preStop, no
+    # SIGTERM) and the StatefulSet cannot recreate it until it is evicted.
+    sts.paused.set()
+    lost_at = time.monotonic()
+    old.delete(grace=0)
+    new = wait_for(c, lambda: (p := primaries(c)) and p[0].name != old.name and p[0], 60,
+                   "Sentinel promoting a replica")
+    load.wait_acks(300, 60)
+    gap = load.longest_pause(lost_at - 1)
+    sts.paused.clear()  # evicted: the StatefulSet recreates levee-N elsewhere
+    back = wait_for(c, lambda: (p := c.pod(old.name)) is not old and p is not None and p.ready and p, 120,
+                    f"{old.name} recreated and ready")
+    assert back.ip != old.ip, "the pod came back on the same address; the test proves nothing about following it"
+    assert role(back) == "slave"
+    assert wait_replicated_up(c) is new
+    load.wait_acks(100)
+    load.stop()
+    assert load.missing(new) == [], "acknowledged writes lost"
+    report("kill primary pod: longest write pause through the levee Service (s)", f"{gap:.2f}")
+    assert gap < 30
+
+
+def test_rolling_upgrade_switches_the_primary_over_once_and_loses_nothing(start):
+    c = start("replicated")
+    wait_replicated_up(c)
+    epoch = config_epoch(c)
+    load = EndpointLoad(c).start()
+    load.wait_acks(300)
+    began = time.monotonic()
+    times = c.workload("levee").rollout(
+        lambda t: t["metadata"].setdefault("annotations", {}).update({"kubectl.kubernetes.io/restartedAt": "now"}))
+    load.wait_acks(300)
+    pause = load.longest_pause(began)
+    prim = wait_replicated_up(c)
+    load.stop()
+    promotions = config_epoch(c) - epoch
+    assert promotions <= 1, f"{promotions} promotions in one rolling upgrade"
+    assert load.missing(prim) == [], "acknowledged writes lost"
+    report("rolling upgrade: promotions", promotions)
+    report("rolling upgrade: longest write pause through the levee Service (s)", f"{pause:.2f}")
+    report("rolling upgrade: seconds per pod from delete to ready", ", ".join(f"{n} {s:.1f}" for n, s in times))
+    assert pause < 15
+
+
+def test_every_sentinel_restarted_at_once_finds_the_current_primary(start):
+    c = start("replicated")
+    wait_replicated_up(c)
+    # Move the primary off levee-0 first, so "the first" would be wrong.
+    sentinel = c.workload("levee-sentinel").pods()[0]
+    assert client(sentinel.ip, 26379).execute_command("SENTINEL", "FAILOVER", MASTER) in (b"OK", "OK", True)
+    moved = wait_for(c, lambda: (p := primaries(c)) and p[0].name != "levee-0" and p[0], 60, "the switchover")
+    wait_replicated_up(c)
+    olds = c.workload("levee-sentinel").pods()
+    for p in olds:
+        p.delete()
+    wait_for(c, lambda: all((n := c.pod(p.name)) is not p and n is not None and n.ready for p in olds), 120,
+             "every Sentinel recreated and ready")
+    assert wait_replicated_up(c) is moved
+    assert endpoint(c).set("after-sentinels", "1") is True
+
+
+def test_every_levee_pod_restarted_at_once_comes_back_with_one_primary(start):
+    c = start("replicated")
+    wait_replicated_up(c)
+    load = EndpointLoad(c).start()
+    load.wait_acks(300)
+    load.stop()
+    olds = c.workload("levee").pods()
+    for p in olds:
+        p.delete()
+    prim = wait_replicated_up(c, timeout=240)
+    assert all(c.pod(p.name) is not p for p in olds)
+    assert load.missing(prim) == [], "acknowledged writes lost"
+    assert endpoint(c).set("after-restart", "1") is True
