@@ -176,7 +176,7 @@ class Container:
         return path
 
     def start(self):
-        env = self.environment()
+        env = self.env = self.environment()  # fixed for the container's life, as in Kubernetes
         argv = self.argv(env)
         script = self.script(env, argv)
         pidfile = os.path.join(self.dir, "pid")
@@ -212,7 +212,7 @@ class Container:
         if not self.running() or self.pid is None:
             return 1, "container not running"
         uid, gid, _, _ = self.user()
-        env = self.environment()
+        env = self.env
         argv = privileged("nsenter", "-t", str(self.pid), "-m", "-u", "-n", "-r", "-w", "-S", str(uid),
                           "-G", str(gid), "/usr/bin/env", "-i", *[f"{k}={v}" for k, v in env.items()], *command)
         try:
@@ -540,6 +540,9 @@ class Pod:
         """`kubectl delete pod`: grace defaults to the manifest's."""
         self.grace = self.spec.get("terminationGracePeriodSeconds", 30) if grace is None else grace
         self.deleting.set()
+        # A pod being deleted leaves its Services' ready endpoints at once.
+        self.ready = False
+        self.cluster.changed()
 
     def container(self, name):
         return [c for c in self.containers + self.inits if c.name == name][0]

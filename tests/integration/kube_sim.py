@@ -212,6 +212,7 @@ class Cluster:
         self.config_maps = {o["metadata"]["name"]: o.get("data", {}) for o in objs if o["kind"] == "ConfigMap"}
         self.services = [o for o in objs if o["kind"] == "Service"]
         self.external = {}  # name -> function returning addresses (another region's load balancer)
+        self.peers = []  # clusters whose DNS answers names of this one (external)
         self.images = {}
         self.pods = {}  # name -> Pod (the current object under that name)
         self.all_pods = []
@@ -273,6 +274,17 @@ class Cluster:
                 if ips:
                     records[ext] = ips
             self.dns.set(records)
+        for peer in self.peers:
+            peer.changed()
+
+    def publish(self, service, name, other):
+        """Another cluster (region) resolves `name` to this cluster's ready
+        endpoints of `service` (an internal load balancer in the VPC's DNS);
+        the two pod networks are joined."""
+        self.net.join(other.net)
+        other.external[name] = lambda: self.service_ips(service)
+        self.peers.append(other)
+        self.changed()
 
     def service_ips(self, name):
         with self.lock:
@@ -338,7 +350,9 @@ class Cluster:
             lines.append(f"{p!r} restarts={[c.restarts for c in p.inits + p.containers]} "
                          f"events={[e for _, e in p.events[-4:]]}")
             for c in p.inits + p.containers:
-                if c.restarts:
+                if os.environ.get("KUBE_SIM_LOGS"):  # every container's last lines, when debugging
+                    lines += [f"    {c.name}: {ln[:300]}" for ln in c.log().splitlines()[-int(os.environ["KUBE_SIM_LOGS"]):]]
+                elif c.restarts:
                     tail = [ln for ln in c.log().splitlines() if not ln.startswith("--- ")][-3:]
                     lines += [f"    {c.name}: {ln[:300]}" for ln in tail]
         return "\n".join(lines)

@@ -256,9 +256,9 @@ def test_overlay_specifics():
     single, rep, second = overlay("single"), overlay("replicated"), overlay("second-region")
     sts = find(rep, "StatefulSet", "levee")[0]
     assert sts["spec"]["replicas"] == 3 and sts["spec"]["podManagementPolicy"] in ("OrderedReady", "Parallel")
-    affinity = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
-    assert any(t["podAffinityTerm"]["topologyKey"] == "topology.kubernetes.io/zone"
-               for t in affinity["preferredDuringSchedulingIgnoredDuringExecution"])
+    spread = sts["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert [(t["topologyKey"], t["maxSkew"]) for t in spread] == [("topology.kubernetes.io/zone", 1)]
+    assert spread[0]["labelSelector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
     env = {e["name"]: e.get("value") for e in containers(sts)[0]["env"]}
     sentinels = find(rep, "StatefulSet", "levee-sentinel")[0]
     expected = [f"levee-sentinel-{i}.{sentinels['spec']['serviceName']}:26379" for i in range(sentinels["spec"]["replicas"])]
@@ -648,15 +648,15 @@ def test_kubernetes_haproxy_configs_are_valid_and_check_like_the_tested_one():
     assert out.returncode == 0, out.stderr
 
 
-def make_certs(d):
-    """A CA, a server certificate for 'levee-region.test' and a client
-    certificate, plus a client certificate from another CA."""
+def make_certs(d, server_name="levee-region.test"):
+    """A CA, a server certificate for server_name and a client certificate,
+    plus a client certificate from another CA."""
     def run(*a):
         subprocess.run(["openssl"] + list(a), check=True, capture_output=True, cwd=d)
     for ca in ("ca", "other-ca"):
         run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={ca}",
             "-keyout", f"{ca}.key", "-out", f"{ca}.crt")
-    for name, cn, ca in (("server", "levee-region.test", "ca"), ("client", "second-region", "ca"),
+    for name, cn, ca in (("server", server_name, "ca"), ("client", "second-region", "ca"),
                          ("intruder", "second-region", "other-ca")):
         run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout", f"{name}.key", "-out",
             f"{name}.csr")
@@ -758,7 +758,8 @@ def test_alert_rules_pass_promtool_and_every_alert_is_tested(tmp_path):
         assert promtool_test(str(d), crippled).returncode != 0, f"the tests pass without {name}"
     required = {"LeveeDown", "LeveeRestarting", "LeveeReplicationLinkDown", "LeveeReplicationLagWarning",
                 "LeveeReplicationLagCritical", "LeveeSyncWriteTimeouts", "LeveeBackupFailed", "LeveeBackupTooOld",
-                "LeveeBackupVerifyFailing", "LeveeDiskAlmostFull", "LeveeWriteStalls", "LeveeNodeNotReady"}
+                "LeveeBackupVerifyFailing", "LeveeDiskAlmostFull", "LeveeWriteStalls", "LeveeNodeNotReady",
+                "LeveePodsMissing", "LeveeNoPrimary", "LeveeTwoPrimaries", "LeveeEndpointHasNoPrimary"}
     assert required <= set(alerts)
 
 
@@ -768,6 +769,7 @@ def documented_metrics():
 
 
 def levee_metric_names(expr):
+    expr = re.sub(r'"[^"]*"', '""', expr)  # label values (proxy="levee_primary") are not metric names
     names = set(re.findall(r"\b((?:levee|process)_[a-z_]+)", expr))
     return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
 

@@ -96,6 +96,16 @@ def wait_for(c, predicate, timeout, what):
         raise AssertionError(f"{e}\n{c.describe()}") from None
 
 
+def healthy_replicas(c, sentinel):
+    """The replicas this Sentinel could promote: known, up, linked."""
+    out = []
+    for r in client(sentinel.ip, 26379, socket_timeout=2).execute_command("SENTINEL", "REPLICAS", MASTER):
+        d = dict(zip(r[::2], r[1::2]))
+        if d[b"flags"] == b"slave" and d[b"master-link-status"] == b"ok":
+            out.append(d[b"ip"].decode())
+    return out
+
+
 def fqdn(c, pod_name):
     return f"{pod_name}.levee-headless.{c.namespace}.svc.{c.domain}"
 
@@ -114,7 +124,15 @@ def wait_replicated_up(c, timeout=180):
         want = (fqdn(c, prim[0].name).encode(), b"6379")
         if len(ops) != 3 or any(o != want for o in ops):
             return None
+        if any(sorted(healthy_replicas(c, p)) != sorted(fqdn(c, q.name) for q in levee if q is not prim[0])
+               for p in c.workload("levee-sentinel").pods()):
+            return None  # a Sentinel that cannot promote anyone yet
         if len([p for p in c.workload("levee-haproxy").pods() if p.ready]) < 2:
+            return None
+        try:  # the endpoint has the primary up
+            if endpoint(c, socket_timeout=2).execute_command("ROLE")[0] != b"master":
+                return None
+        except (redis.RedisError, OSError, IndexError):
             return None
         return prim[0]
     return wait_for(c, up, timeout, "one primary, Sentinels agreeing, endpoints up")
@@ -340,3 +358,137 @@ def test_every_levee_pod_restarted_at_once_comes_back_with_one_primary(start):
     assert all(c.pod(p.name) is not p for p in olds)
     assert load.missing(prim) == [], "acknowledged writes lost"
     assert endpoint(c).set("after-restart", "1") is True
+
+
+def first_region_objects(tmp_path):
+    """The replicated overlay with the region-endpoint component, as
+    docs/kubernetes.md tells a user to build the first region."""
+    import subprocess
+    d = tmp_path / "first-region"
+    d.mkdir()
+    rel = os.path.relpath(os.path.join(os.path.dirname(__file__), "..", "..", "deploy", "kubernetes"), d)
+    (d / "kustomization.yaml").write_text(f"resources: [{rel}/overlays/replicated]\n"
+                                          f"components: [{rel}/components/region-endpoint]\n")
+    out = subprocess.run(["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(d)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    import yaml
+    return [o for o in yaml.safe_load_all(out.stdout) if o]
+
+
+def env_of(objs, kind, name, key):
+    o = [x for x in objs if x["kind"] == kind and x["metadata"]["name"] == name][0]
+    return {e["name"]: e.get("value") for c in o["spec"]["template"]["spec"]["containers"] for e in c.get("env", [])}[key]
+
+
+def test_second_region_replicates_through_the_region_endpoint_and_follows_a_failover(start, tmp_path):
+    from test_deploy import make_certs
+    first_objs, second_objs = first_region_objects(tmp_path), overlay("second-region")
+    lb_name = env_of(second_objs, "Deployment", "levee-upstream", "LEVEE_REGION_NAME")
+    lb_host, lb_port = env_of(second_objs, "Deployment", "levee-upstream", "LEVEE_REGION_ADDR").rsplit(":", 1)
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    make_certs(str(certs), server_name=lb_name)
+
+    def tls(side):
+        return {f: (certs / side / f).read_text() for f in ("tls.pem", "ca.crt")}
+
+    s1 = dict(default_secrets(), **{"levee-region-tls": tls("region")})
+    s2 = dict(default_secrets(), **{"levee-region-tls": tls("upstream")})
+    r1 = start(first_objs, s1, namespace="levee")
+    r2 = start(second_objs, s2, namespace="levee")
+    r1.publish("levee-region-endpoint", lb_host, r2)
+    wait_replicated_up(r1)
+    assert c_port(r1, "levee-region-endpoint") == int(lb_port)
+    def second_ready():
+        pods = r2.workload("levee").pods()
+        return all(p is not None and p.ready for p in pods) and pods
+    second = wait_for(r2, second_ready, 180, "the second region's levee pods ready")
+    assert endpoint(r1).set("cross", "1") is True
+    for p in second:
+        wait_for(r2, lambda p=p: client(p.ip).get("cross") == b"1", 30, f"{p.name} receiving the first region's write")
+        assert client(p.ip).info("replication")["slave_priority"] == 0
+    # The first region's Sentinels know exactly its own two replicas, under
+    # its own names: the second region's (levee-N.<its headless Service>)
+    # are neither mistaken for them nor promotable.
+    own = sorted(fqdn(r1, p.name) for p in r1.workload("levee").pods() if role(p) == "slave")
+    theirs = sorted(f"{p.name}.{r2.workload('levee').obj['spec']['serviceName']}.levee.svc.cluster.local"
+                    for p in second if p.name.endswith("-0"))  # the one replicating across
+    for sp in r1.workload("levee-sentinel").pods():
+        listed = [dict(zip(r[::2], r[1::2])) for r in client(sp.ip, 26379).execute_command("SENTINEL", "REPLICAS", MASTER)]
+        assert sorted(d[b"ip"].decode() for d in listed) == sorted(own + theirs), listed
+        for d in listed:
+            if d[b"ip"].decode() in theirs:  # unreachable from here and never a candidate
+                assert re.search(rb"s_down|disconnected", d[b"flags"]) or d[b"slave-priority"] == b"0", d
+    assert sorted(healthy_replicas(r1, r1.workload("levee-sentinel").pods()[0])) == own
+
+    # The first region's primary is lost; the region endpoint follows the
+    # promotion and the pod's new address.
+    old = primaries(r1)[0]
+    sts = r1.workload("levee")
+    sts.paused.set()
+    old.delete(grace=0)
+    wait_for(r1, lambda: (p := primaries(r1)) and p[0].name != old.name, 60, "Sentinel promoting a replica")
+    sts.paused.clear()
+    wait_for(r1, lambda: (p := r1.pod(old.name)) is not old and p is not None and p.ready, 120,
+             f"{old.name} back on a new address")
+    wait_replicated_up(r1)
+    wait_for(r1, lambda: endpoint(r1).set("after-failover", "2"), 30, "writes in the first region")
+    for p in second:
+        wait_for(r2, lambda p=p: client(p.ip).get("after-failover") == b"2", 60,
+                 f"{p.name} following the new primary through the region endpoint")
+
+
+def c_port(c, service):
+    return [s for s in c.services if s["metadata"]["name"] == service][0]["spec"]["ports"][0]["port"]
+
+
+# --- bad input ---------------------------------------------------------------------
+
+def test_missing_secret_holds_every_pod_until_it_exists_then_one_primary(start):
+    s = default_secrets()
+    auth = s.pop("levee-auth")
+    c = start("replicated", s)
+    pod = wait_for(c, lambda: (p := c.pod("levee-0")) and any('secret "levee-auth" not found' in e for _, e in p.events)
+                   and p, 30, "levee-0 waiting for its Secret")
+    assert pod.phase == "Pending" and not any(ct.proc for ct in pod.inits + pod.containers)
+    for sp in c.workload("levee-sentinel").pods():
+        assert sp.phase == "Pending"
+    c.secrets["levee-auth"] = auth  # kubectl create secret ...
+    wait_replicated_up(c)
+
+
+def test_wrong_password_stops_the_init_step_and_never_makes_a_second_primary(start):
+    c = start("replicated")
+    old = wait_replicated_up(c)
+    # The Secret now holds a password the running Sentinels do not know.
+    c.secrets["levee-auth"] = {"password": "not-the-one-sentinel-has"}
+    sts = c.workload("levee")
+    sts.paused.set()
+    old.delete(grace=0)
+    new = wait_for(c, lambda: (p := primaries(c)) and p[0].name != old.name and p[0], 60, "a promoted replica")
+    sts.paused.clear()
+    back = wait_for(c, lambda: (p := c.pod(old.name)) is not old and p is not None and p.container("configure").restarts
+                    >= 2 and p, 60, f"{old.name}'s init step failing")
+    log = back.container("configure").log()
+    assert "no Sentinel named the primary" in log and "WRONGPASS" in log, log
+    assert not back.ready and not any(ct.proc for ct in back.containers), "levee started without a role"
+    assert [p.name for p in primaries(c)] == [new.name]
+    c.secrets["levee-auth"] = {"password": PASSWORD}  # put right: the next retry starts it as a replica
+    wait_for(c, lambda: (p := c.pod(old.name)).ready and role(p) == "slave", 60, f"{old.name} rejoining")
+
+
+def test_dns_not_answering_stops_the_init_steps_and_the_install_completes_when_it_does(start):
+    from kube_pod import send_signal
+    import signal
+    c = start("replicated")
+    send_signal(c.dns.proc.pid, signal.SIGSTOP)  # the cluster DNS answers nothing
+    try:
+        pod = wait_for(c, lambda: (p := c.pod("levee-0")) and p.inits and p.inits[0].restarts >= 2 and p, 90,
+                       "levee-0's init step failing without DNS")
+        log = pod.container("configure").log()
+        assert "no Sentinel named the primary" in log and "levee-sentinel-0" in log, log
+        assert not any(ct.proc for ct in pod.containers) and primaries(c) == []
+    finally:
+        send_signal(c.dns.proc.pid, signal.SIGCONT)
+    wait_replicated_up(c, timeout=240)

@@ -29,22 +29,30 @@ fi
 [ "$(redis-cli -p "$port" --raw ROLE 2>/dev/null | head -n 1)" = master ] || exit 0
 
 ns=$(sed -n 's/^search \([^ ]*\).*/\1/p' /etc/resolv.conf)
+end=$(( $(date +%s) + timeout ))
 asked=""
-for s in $sentinels; do
-  host=${s%:*}
-  case "$host" in *.svc.*) ;; *) host="$host.$ns" ;; esac
-  answer=$(redis-cli -h "$host" -p "${s##*:}" --raw SENTINEL failover "$master" 2>&1)
-  if [ "$answer" = OK ]; then asked="$host:${s##*:}"; break; fi
-  echo "prestop: $host: SENTINEL FAILOVER answered: $answer" >&2
+# A replica that has just restarted is not promotable until Sentinel has
+# seen it linked again (it asks every few seconds): NOGOODSLAVE is retried
+# until the deadline.
+while [ -z "$asked" ] && [ "$(date +%s)" -lt "$end" ]; do
+  for s in $sentinels; do
+    host=${s%:*}
+    case "$host" in *.svc.*) ;; *) host="$host.$ns" ;; esac
+    answer=$(redis-cli -h "$host" -p "${s##*:}" --raw SENTINEL failover "$master" 2>&1)
+    case "$answer" in
+      OK | INPROG*) asked="$host:${s##*:}"; break ;;
+    esac
+    last="$host: $answer"
+  done
+  [ -n "$asked" ] || sleep 1
 done
 if [ -z "$asked" ]; then
-  echo "prestop: no Sentinel started a switchover; stopping as the primary (Sentinel fails over after down-after-milliseconds)" >&2
+  echo "prestop: no Sentinel started a switchover within ${timeout}s (last answer: ${last:-none}); stopping as the primary (Sentinel fails over after down-after-milliseconds)" >&2
   exit 0
 fi
 echo "prestop: $asked is switching the primary over" >&2
 
 me=$(hostname -f 2>/dev/null || hostname)
-end=$(( $(date +%s) + timeout ))
 while [ "$(date +%s)" -lt "$end" ]; do
   named=$(redis-cli -h "${asked%:*}" -p "${asked##*:}" --raw SENTINEL get-master-addr-by-name "$master" 2>/dev/null | head -n 1)
   case "$named" in
