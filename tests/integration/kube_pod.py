@@ -426,6 +426,9 @@ class Pod:
         for c in self.inits:
             delay = BACKOFF_START
             while True:
+                # The kubelet keeps Secret and ConfigMap volumes in step with
+                # their objects: a retry sees a Secret that was put right.
+                self.make_volumes()
                 c.start()
                 while c.proc.poll() is None:
                     if self.deleting.wait(0.05):  # the init container's exit, polled

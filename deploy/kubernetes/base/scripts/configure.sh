@@ -53,6 +53,11 @@ qualify() {
   esac
 }
 
+# lookup NAME: the form to resolve: absolute (a trailing dot), so the
+# resolver asks once instead of walking the search list first (ndots:5),
+# which multiplies the wait when the cluster DNS does not answer.
+lookup() { case "$1" in *[!0-9.]*) echo "${1%.}." ;; *) echo "$1" ;; esac; }
+
 self="$pod.$headless.$ns.svc.$domain"
 first="${pod%-*}-0.$headless.$ns.svc.$domain"
 primary_host=""
@@ -80,7 +85,7 @@ elif [ -n "${LEVEE_SENTINELS:-}" ]; then
   errors=""
   for s in $LEVEE_SENTINELS; do
     shost=$(qualify "${s%:*}")
-    if ! answer=$(redis-cli -h "$shost" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$master_name" 2>&1); then
+    if ! answer=$(redis-cli -h "$(lookup "$shost")" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$master_name" 2>&1); then
       errors="$errors
   $shost: $answer"
       continue

@@ -28,6 +28,11 @@ if [ -r "$pw_file" ]; then
 fi
 [ "$(redis-cli -p "$port" --raw ROLE 2>/dev/null | head -n 1)" = master ] || exit 0
 
+# lookup NAME: the form to resolve: absolute (a trailing dot), so the
+# resolver asks once instead of walking the search list first (ndots:5),
+# which multiplies the wait when the cluster DNS does not answer.
+lookup() { case "$1" in *[!0-9.]*) echo "${1%.}." ;; *) echo "$1" ;; esac; }
+
 ns=$(sed -n 's/^search \([^ ]*\).*/\1/p' /etc/resolv.conf)
 end=$(( $(date +%s) + timeout ))
 asked=""
@@ -38,7 +43,7 @@ while [ -z "$asked" ] && [ "$(date +%s)" -lt "$end" ]; do
   for s in $sentinels; do
     host=${s%:*}
     case "$host" in *.svc.*) ;; *) host="$host.$ns" ;; esac
-    answer=$(redis-cli -h "$host" -p "${s##*:}" --raw SENTINEL failover "$master" 2>&1)
+    answer=$(redis-cli -h "$(lookup "$host")" -p "${s##*:}" --raw SENTINEL failover "$master" 2>&1)
     case "$answer" in
       OK | INPROG*) asked="$host:${s##*:}"; break ;;
     esac
@@ -54,12 +59,12 @@ echo "prestop: $asked is switching the primary over" >&2
 
 me=$(hostname -f 2>/dev/null || hostname)
 while [ "$(date +%s)" -lt "$end" ]; do
-  named=$(redis-cli -h "${asked%:*}" -p "${asked##*:}" --raw SENTINEL get-master-addr-by-name "$master" 2>/dev/null | head -n 1)
+  named=$(redis-cli -h "$(lookup "${asked%:*}")" -p "${asked##*:}" --raw SENTINEL get-master-addr-by-name "$master" 2>/dev/null | head -n 1)
   case "$named" in
     "" | "$me" | "$me".* | "$(hostname)".*) ;;
     *)
       if [ "$(redis-cli -p "$port" --raw ROLE 2>/dev/null | head -n 1)" != master ] ||
-         [ "$(redis-cli -h "$named" -p "$port" --raw ROLE 2>/dev/null | head -n 1)" = master ]; then
+         [ "$(redis-cli -h "$(lookup "$named")" -p "$port" --raw ROLE 2>/dev/null | head -n 1)" = master ]; then
         echo "prestop: the primary is now $named" >&2
         exit 0
       fi ;;

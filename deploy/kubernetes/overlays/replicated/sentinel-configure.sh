@@ -50,11 +50,16 @@ qualify() {
   esac
 }
 
+# lookup NAME: the form to resolve: absolute (a trailing dot), so the
+# resolver asks once instead of walking the search list first (ndots:5),
+# which multiplies the wait when the cluster DNS does not answer.
+lookup() { case "$1" in *[!0-9.]*) echo "${1%.}." ;; *) echo "$1" ;; esac; }
+
 master=""
 for s in ${LEVEE_SENTINELS:-}; do
   case "$s" in "$pod".*) continue ;; esac
   host=$(qualify "${s%:*}")
-  answer=$(redis-cli -h "$host" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$name" 2>&1) || continue
+  answer=$(redis-cli -h "$(lookup "$host")" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$name" 2>&1) || continue
   mhost=$(echo "$answer" | sed -n 1p)
   mport=$(echo "$answer" | sed -n 2p)
   case "$mport" in '' | *[!0-9]*) continue ;; esac
@@ -67,7 +72,7 @@ if [ -z "$master" ]; then
   found=""
   for n in ${LEVEE_NODES:-}; do
     host=$(qualify "${n%:*}")
-    role=$(redis-cli -h "$host" -p "${n##*:}" --raw ROLE 2>/dev/null | head -n 1) || continue
+    role=$(redis-cli -h "$(lookup "$host")" -p "${n##*:}" --raw ROLE 2>/dev/null | head -n 1) || continue
     if [ "$role" = master ]; then found="$found $host ${n##*:}"; fi
   done
   set -- $found
