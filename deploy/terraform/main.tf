@@ -69,23 +69,25 @@ resource "google_storage_bucket" "backups" {
   public_access_prevention    = "enforced"
   force_destroy               = false
 
+  # No retention policy: levee overwrites and deletes its lock objects and
+  # prunes backups younger than any useful retention period, and GCS refuses
+  # both under one (it also refuses a retention policy with versioning).
+  # Protection comes from versioning instead: an object levee's prune (or
+  # anyone) deleted or replaced stays as a noncurrent version for
+  # backup_recovery_days, and can be restored (docs/kubernetes.md, "Undo a
+  # prune"). Deleting versions needs storage.objects.delete on the bucket,
+  # which only levee's account and project owners hold.
   versioning {
     enabled = true
-  }
-
-  retention_policy {
-    retention_period = var.backup_retention_days * 86400
   }
 
   encryption {
     default_kms_key_name = google_kms_crypto_key.backups.id
   }
 
-  # Versions that levee's prune replaced or deleted are kept 30 days, then
-  # removed, so a mistaken prune can be undone for a month.
   lifecycle_rule {
     condition {
-      days_since_noncurrent_time = 30
+      days_since_noncurrent_time = var.backup_recovery_days
       with_state                 = "ARCHIVED"
     }
     action {

@@ -37,10 +37,10 @@ variable "backup_bucket_location" {
   default     = "EU"
 }
 
-variable "backup_retention_days" {
-  description = "Objects can't be deleted or replaced before this many days (the bucket's retention policy). Keep it below levee's retention window."
+variable "backup_recovery_days" {
+  description = "Days a backup object that was deleted or replaced (a prune, a lock) can still be restored from its noncurrent version."
   type        = number
-  default     = 7
+  default     = 30
 }
 
 variable "node_machine_type" {

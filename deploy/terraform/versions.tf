@@ -1,5 +1,10 @@
 terraform {
   required_version = ">= 1.5"
+  # State lives in a GCS bucket of its own (not the backups bucket):
+  # terraform init -backend-config="bucket=<state bucket>".
+  backend "gcs" {
+    prefix = "levee"
+  }
   required_providers {
     google = {
       source  = "hashicorp/google"

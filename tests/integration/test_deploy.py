@@ -89,7 +89,7 @@ def levee_settings():
 
 # --- schemas ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", [f"overlays/{o}" for o in OVERLAYS] + ["monitoring", "policy"])
+@pytest.mark.parametrize("path", [f"overlays/{o}" for o in OVERLAYS] + ["monitoring", "policy", "policy/constraints"])
 def test_manifests_render_and_validate_against_the_kubernetes_schemas(path):
     text, objs = render(os.path.join(K8S, path))
     assert objs
@@ -849,7 +849,13 @@ def test_terraform_structure_least_privilege_and_bucket_protection():
     assert bucket["uniform_bucket_level_access"] is True
     assert bucket["public_access_prevention"] == "enforced"
     assert "google_kms_crypto_key.backups" in bucket["encryption"][0]["default_kms_key_name"]
-    assert bucket["retention_policy"][0]["retention_period"]
+    # No retention policy (levee rewrites its lock objects and prunes young
+    # backups; GCS would refuse both): deleted or replaced objects stay
+    # restorable as noncurrent versions instead.
+    assert "retention_policy" not in bucket
+    keep = bucket["lifecycle_rule"][0]
+    assert keep["condition"][0]["with_state"] == "ARCHIVED" and keep["action"][0]["type"] == "Delete"
+    assert "backup_recovery_days" in str(keep["condition"][0]["days_since_noncurrent_time"])
     assert "backup_bucket_location" in bucket["location"]
     # No primitive roles anywhere; levee's account gets one bucket-scoped role.
     roles = json.dumps(files)
@@ -867,6 +873,11 @@ def test_terraform_structure_least_privilege_and_bucket_protection():
     sa = find(overlay("single"), "ServiceAccount", "levee")[0]
     assert sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"].startswith("levee-backup@")
     assert root[("google_service_account", "levee")]["account_id"] == "levee-backup"
+    # Private nodes pull public images through Cloud NAT.
+    assert module[("google_compute_router_nat", "nat")]["source_subnetwork_ip_ranges_to_nat"]
+    # Node accounts differ for clusters whose names share 20 characters.
+    account = module[("google_service_account", "nodes")]["account_id"]
+    assert "sha1(var.name)" in account
     cluster = module[("google_container_cluster", "this")]
     assert cluster["private_cluster_config"][0]["enable_private_nodes"] is True
     assert "svc.id.goog" in cluster["workload_identity_config"][0]["workload_pool"]
@@ -936,3 +947,12 @@ def test_ci_workflow_runs_the_readme_test_command_builds_the_image_and_checks_te
     tf = " ".join(s.get("run", "") for s in jobs["terraform"]["steps"])
     assert "terraform fmt -check -recursive" in tf and "terraform validate" in tf
     assert jobs["terraform"]["defaults"]["run"]["working-directory"] == "deploy/terraform"
+    # Every action is pinned by a full commit, not a tag that can move.
+    uses = [s["uses"] for j in jobs.values() for s in j.get("steps", []) if "uses" in s]
+    assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
+    # The plan runs with a short-lived token (Workload Identity Federation)
+    # against the state in its bucket, never a stored key or empty state.
+    assert jobs["terraform"]["permissions"]["id-token"] == "write"
+    assert "GOOGLE_CREDENTIALS" not in json.dumps(jobs) and "secrets.GCP" not in json.dumps(jobs)
+    assert "-backend-config" in tf
+    assert 'backend "gcs"' in open(os.path.join(TF, "versions.tf")).read()

@@ -1,10 +1,15 @@
 # A regional GKE cluster for levee: private nodes (no public IPs), Workload
 # Identity, Dataplane V2 (NetworkPolicy enforced), the GCE persistent disk
 # CSI driver, and a node pool sized for levee with its own least-privileged
-# node service account.
+# node service account. Private nodes reach the internet (ghcr.io for levee's
+# image, Docker Hub for haproxy and redis) only through the region's Cloud NAT
+# below: without it, no pod of levee's would ever pull its image.
 
+# Account ids are at most 30 characters: the name's first 19 and a hash of
+# the whole name, so clusters whose names share a prefix (levee-asia-northeast1
+# and levee-asia-northeast2) get different accounts.
 resource "google_service_account" "nodes" {
-  account_id   = "${substr(var.name, 0, 20)}-nodes"
+  account_id   = "${trimsuffix(substr(var.name, 0, 19), "-")}-${substr(sha1(var.name), 0, 6)}-n"
   display_name = "GKE nodes of ${var.name} (logging, monitoring, image pulls only)"
 }
 
@@ -114,5 +119,25 @@ resource "google_container_node_pool" "levee" {
     labels = {
       "levee.dev/pool" = "levee"
     }
+  }
+}
+
+# Outbound traffic for the private nodes: image pulls from public registries.
+# Nothing can reach the nodes through it.
+resource "google_compute_router" "nat" {
+  name    = "${var.name}-nat"
+  region  = var.region
+  network = "default"
+}
+
+resource "google_compute_router_nat" "nat" {
+  name                               = "${var.name}-nat"
+  router                             = google_compute_router.nat.name
+  region                             = var.region
+  nat_ip_allocate_option             = "AUTO_ONLY"
+  source_subnetwork_ip_ranges_to_nat = "ALL_SUBNETWORKS_ALL_IP_RANGES"
+  log_config {
+    enable = true
+    filter = "ERRORS_ONLY"
   }
 }
