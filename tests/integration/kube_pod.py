@@ -59,6 +59,28 @@ def send_signal(pid, sig):
         pass
 
 
+def set_owner(path, gid, mode):
+    """root:gid and mode, as the kubelet (root) leaves a volume."""
+    if SUDO:
+        subprocess.run(SUDO + ["sh", "-c", f"chown 0:{gid} \"$1\" && chmod {mode:o} \"$1\"", "_", path], check=True)
+    else:
+        os.chown(path, 0, gid)
+        os.chmod(path, mode)
+
+
+def put_file(path, text, gid, mode):
+    """A Secret or ConfigMap file the kubelet writes: owned by root."""
+    if SUDO:
+        subprocess.run(SUDO + ["install", "-o", "0", "-g", str(gid), "-m", f"{mode:o}", "/dev/stdin", path],
+                       input=text.encode(), check=True)
+    else:
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.chown(path + ".tmp", 0, gid)
+        os.chmod(path + ".tmp", mode)
+        os.rename(path + ".tmp", path)
+
+
 class Container:
     """One container's process (or the last one that ran)."""
 
@@ -350,13 +372,12 @@ class Pod:
         fs_group = self.spec.get("securityContext", {}).get("fsGroup")
         for name, d in self.claims.items():
             os.makedirs(d, exist_ok=True)
-            os.chown(d, 0, fs_group if fs_group is not None else 0)
-            os.chmod(d, 0o2775 if fs_group is not None else 0o755)
+            set_owner(d, fs_group or 0, 0o2775 if fs_group is not None else 0o755)
         for v in self.spec.get("volumes", []):
             d = self.volume_dir(v["name"])
             os.makedirs(d, exist_ok=True)
             if "emptyDir" in v:
-                os.chmod(d, 0o777)
+                set_owner(d, 0, 0o777)
                 continue
             kinds = {"configMap": ("name", self.cluster.config_maps), "secret": ("secretName", self.cluster.secrets)}
             kind = next((k for k in kinds if k in v), None)
@@ -368,14 +389,11 @@ class Pod:
                 raise PodError(f"MountVolume.SetUp failed for volume \"{v['name']}\": {kind.lower()} "
                                f"\"{v[kind][key]}\" not found")
             mode = v[kind].get("defaultMode", 0o644)
-            os.chmod(d, 0o755)
             for fname, text in (data or {}).items():
-                p = os.path.join(d, fname)
-                with open(p, "w") as f:
-                    f.write(self.cluster.substitute(text) if "configMap" in v else text)
                 # With an fsGroup the kubelet gives the group read access.
-                os.chown(p, 0, fs_group if fs_group is not None else 0)
-                os.chmod(p, mode | (0o040 if fs_group is not None else 0))
+                put_file(os.path.join(d, fname), self.cluster.substitute(text) if "configMap" in v else text,
+                         fs_group or 0, mode | (0o040 if fs_group is not None else 0))
+            set_owner(d, 0, 0o755)
 
     def write_etc(self):
         c = self.cluster

@@ -455,7 +455,8 @@ def test_missing_secret_holds_every_pod_until_it_exists_then_one_primary(start):
     for sp in c.workload("levee-sentinel").pods():
         assert sp.phase == "Pending"
     c.secrets["levee-auth"] = auth  # kubectl create secret ...
-    wait_replicated_up(c)
+    first = wait_for(c, lambda: (p := c.pod("levee-0")).ready and p, 90, "levee-0 started once the Secret exists")
+    assert role(first) == "master" and primaries(c) == [first]
 
 
 def test_wrong_password_stops_the_init_step_and_never_makes_a_second_primary(start):
@@ -493,4 +494,5 @@ def test_dns_not_answering_stops_the_init_steps_and_the_install_completes_when_i
         assert not any(ct.proc for ct in pod.containers) and primaries(c) == []
     finally:
         send_signal(c.dns.proc.pid, signal.SIGCONT)
-    wait_replicated_up(c, timeout=240)
+    first = wait_for(c, lambda: (p := c.pod("levee-0")).ready and p, 120, "levee-0 started once DNS answers")
+    assert role(first) == "master" and primaries(c) == [first]
