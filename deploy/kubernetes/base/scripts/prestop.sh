@@ -1,7 +1,7 @@
 #!/bin/sh
 # The levee container's preStop hook: a primary hands its role to a replica
 # through Sentinel before Kubernetes stops it, so a rolling restart is a
-# planned switchover (writes pause for about a second) instead of an
+# planned switchover (writes are refused for a second or two) instead of an
 # unplanned failover (writes stop for down-after-milliseconds and more).
 #
 # A replica, a pod without Sentinels (the single overlay), or a primary no
@@ -33,8 +33,34 @@ fi
 # which multiplies the wait when the cluster DNS does not answer.
 lookup() { case "$1" in *[!0-9.]*) echo "${1%.}." ;; *) echo "$1" ;; esac; }
 
-ns=$(sed -n 's/^search \([^ ]*\).*/\1/p' /etc/resolv.conf)
+# Fence first: refuse new writes (NOREPLICAS) until every replica holds the
+# primary's last record. Sentinel chooses the replica to promote from
+# offsets it read up to 10 s ago: a replica that has just restarted (ready
+# within replica-ready-max-lag-ms) could be promoted over one holding the
+# newest acknowledged writes, which would then refuse to follow it. With
+# every replica at the same record, any choice keeps them all.
+info() { redis-cli -p "$port" INFO replication 2>/dev/null | tr -d '\r'; }
+caught_up() {
+  i=$(info)
+  head=$(echo "$i" | sed -n 's/^master_repl_offset://p')
+  offsets=$(echo "$i" | sed -n 's/^slave[0-9]*:.*offset=\([0-9]*\).*/\1/p')
+  [ -n "$head" ] && [ -n "$offsets" ] || return 1
+  for o in $offsets; do [ "$o" -ge "$head" ] || return 1; done
+}
+min_before=$(redis-cli -p "$port" --raw CONFIG GET min-replicas-to-write 2>/dev/null | sed -n 2p)
+unfence() { redis-cli -p "$port" CONFIG SET min-replicas-to-write "${min_before:-0}" >/dev/null 2>&1; }
+redis-cli -p "$port" CONFIG SET min-replicas-to-write 1000 >/dev/null
 end=$(( $(date +%s) + timeout ))
+until caught_up; do
+  if [ "$(date +%s)" -ge "$end" ]; then
+    echo "prestop: the replicas did not catch up within ${timeout}s; stopping as the primary" >&2
+    unfence
+    exit 0
+  fi
+  sleep 0.1
+done
+
+ns=$(sed -n 's/^search \([^ ]*\).*/\1/p' /etc/resolv.conf)
 asked=""
 # A replica that has just restarted is not promotable until Sentinel has
 # seen it linked again (it asks every few seconds): NOGOODSLAVE is retried
@@ -53,6 +79,7 @@ while [ -z "$asked" ] && [ "$(date +%s)" -lt "$end" ]; do
 done
 if [ -z "$asked" ]; then
   echo "prestop: no Sentinel started a switchover within ${timeout}s (last answer: ${last:-none}); stopping as the primary (Sentinel fails over after down-after-milliseconds)" >&2
+  unfence
   exit 0
 fi
 echo "prestop: $asked is switching the primary over" >&2
