@@ -346,6 +346,9 @@ class Cluster:
         lines = []
         with self.lock:
             pods = list(self.pods.values())
+            gone = [p for p in self.all_pods if p not in pods]
+        for p in gone:  # what their preStop hooks said
+            lines += [f"(deleted {p.name}) {e[:400]!r}" for _, e in p.events if e.startswith("preStop")]
         for p in pods:
             lines.append(f"{p!r} restarts={[c.restarts for c in p.inits + p.containers]} "
                          f"events={[e for _, e in p.events[-4:]]}")

@@ -317,6 +317,7 @@ def test_rolling_upgrade_switches_the_primary_over_once_and_loses_nothing(start)
         lambda t: t["metadata"].setdefault("annotations", {}).update({"kubectl.kubernetes.io/restartedAt": "now"}))
     load.wait_acks(300)
     pause = load.longest_pause(began)
+    print(c.describe())  # shown when the test fails
     prim = wait_replicated_up(c)
     load.stop()
     promotions = config_epoch(c) - epoch
@@ -325,7 +326,12 @@ def test_rolling_upgrade_switches_the_primary_over_once_and_loses_nothing(start)
     report("rolling upgrade: promotions", promotions)
     report("rolling upgrade: longest write pause through the levee Service (s)", f"{pause:.2f}")
     report("rolling upgrade: seconds per pod from delete to ready", ", ".join(f"{n} {s:.1f}" for n, s in times))
-    assert pause < 15
+    # A Sentinel in TILT mode (its timer stalled over 2 s: seen here under
+    # CPU pressure while pods restart) ignores requests for 30 s; the
+    # switchover then waits it out (the hook allows 45 s).
+    tilts = sum(p.container("sentinel").log().count("+tilt") for p in c.workload("levee-sentinel").pods())
+    report("rolling upgrade: Sentinel TILT episodes", tilts)
+    assert pause < (45 if tilts else 15)
 
 
 def test_every_sentinel_restarted_at_once_finds_the_current_primary(start):

@@ -7,7 +7,8 @@
 # A replica, a pod without Sentinels (the single overlay), or a primary no
 # Sentinel agrees to fail over (no replica in sync: NOGOODSLAVE) stops as it
 # is. The hook waits until a Sentinel names another pod, at most
-# LEVEE_SWITCHOVER_TIMEOUT seconds (default 30; terminationGracePeriodSeconds
+# LEVEE_SWITCHOVER_TIMEOUT seconds (default 45: longer than the 30 s a Sentinel
+# in TILT mode ignores requests; terminationGracePeriodSeconds, 60,
 # covers it and levee's own shutdown).
 #
 # Environment: LEVEE_PORT, LEVEE_PASSWORD_FILE, LEVEE_SENTINELS_FILE (written
@@ -16,7 +17,7 @@ set -u
 port=${LEVEE_PORT:-6379}
 conf=${LEVEE_SENTINELS_FILE:-/run/levee/sentinels}
 pw_file=${LEVEE_PASSWORD_FILE:-/run/secrets/levee/password}
-timeout=${LEVEE_SWITCHOVER_TIMEOUT:-30}
+timeout=${LEVEE_SWITCHOVER_TIMEOUT:-45}
 
 [ -r "$conf" ] || exit 0
 master=$(sed -n 1p "$conf")
@@ -40,10 +41,12 @@ lookup() { case "$1" in *[!0-9.]*) echo "${1%.}." ;; *) echo "$1" ;; esac; }
 # newest acknowledged writes, which would then refuse to follow it. With
 # every replica at the same record, any choice keeps them all.
 info() { redis-cli -p "$port" INFO replication 2>/dev/null | tr -d '\r'; }
+# Replicas that acknowledged within 2 s count (a link that went quiet is
+# not one Sentinel would promote); at least one must.
 caught_up() {
   i=$(info)
   head=$(echo "$i" | sed -n 's/^master_repl_offset://p')
-  offsets=$(echo "$i" | sed -n 's/^slave[0-9]*:.*offset=\([0-9]*\).*/\1/p')
+  offsets=$(echo "$i" | sed -n 's/^slave[0-9]*:.*offset=\([0-9]*\),lag=\([0-2]\)$/\1/p')
   [ -n "$head" ] && [ -n "$offsets" ] || return 1
   for o in $offsets; do [ "$o" -ge "$head" ] || return 1; done
 }
@@ -53,7 +56,7 @@ redis-cli -p "$port" CONFIG SET min-replicas-to-write 1000 >/dev/null
 end=$(( $(date +%s) + timeout ))
 until caught_up; do
   if [ "$(date +%s)" -ge "$end" ]; then
-    echo "prestop: the replicas did not catch up within ${timeout}s; stopping as the primary" >&2
+    echo "prestop: the replicas did not catch up within ${timeout}s; stopping as the primary. $(info | grep -E '^(master_repl_offset|slave[0-9])' | tr '\n' ' ')" >&2
     unfence
     exit 0
   fi
@@ -61,42 +64,46 @@ until caught_up; do
 done
 
 ns=$(sed -n 's/^search \([^ ]*\).*/\1/p' /etc/resolv.conf)
+me=$(hostname -f 2>/dev/null || hostname)
+
+# switched: a Sentinel names another pod, which says it is the primary (or
+# this one no longer does).
+switched() {
+  for s in $sentinels; do
+    host=${s%:*}
+    case "$host" in *.svc.*) ;; *) host="$host.$ns" ;; esac
+    named=$(redis-cli -h "$(lookup "$host")" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$master" 2>/dev/null | head -n 1)
+    [ -n "$named" ] && break
+  done
+  case "$named" in "" | "$me" | "$me".* | "$(hostname)".*) return 1 ;; esac
+  [ "$(redis-cli -p "$port" --raw ROLE 2>/dev/null | head -n 1)" != master ] ||
+    [ "$(redis-cli -h "$(lookup "$named")" -p "$port" --raw ROLE 2>/dev/null | head -n 1)" = master ]
+}
+
+# Ask until it happens: a replica that has just restarted is not promotable
+# until Sentinel has seen it linked again (NOGOODSLAVE, or a failover that
+# Sentinel starts and then abandons), so the request is repeated every
+# second until the deadline; INPROG means one is under way.
 asked=""
-# A replica that has just restarted is not promotable until Sentinel has
-# seen it linked again (it asks every few seconds): NOGOODSLAVE is retried
-# until the deadline.
-while [ -z "$asked" ] && [ "$(date +%s)" -lt "$end" ]; do
+last=""
+until switched; do
+  if [ "$(date +%s)" -ge "$end" ]; then
+    echo "prestop: no switchover within ${timeout}s (last answer: ${last:-none}); stopping as the primary (Sentinel fails over after down-after-milliseconds)" >&2
+    unfence
+    exit 0
+  fi
   for s in $sentinels; do
     host=${s%:*}
     case "$host" in *.svc.*) ;; *) host="$host.$ns" ;; esac
     answer=$(redis-cli -h "$(lookup "$host")" -p "${s##*:}" --raw SENTINEL failover "$master" 2>&1)
-    case "$answer" in
-      OK | INPROG*) asked="$host:${s##*:}"; break ;;
-    esac
     last="$host: $answer"
+    case "$answer" in OK | INPROG*)
+      [ -n "$asked" ] || echo "prestop: $host is switching the primary over" >&2
+      asked=$host
+      break ;;
+    esac
   done
-  [ -n "$asked" ] || sleep 1
+  sleep 1
 done
-if [ -z "$asked" ]; then
-  echo "prestop: no Sentinel started a switchover within ${timeout}s (last answer: ${last:-none}); stopping as the primary (Sentinel fails over after down-after-milliseconds)" >&2
-  unfence
-  exit 0
-fi
-echo "prestop: $asked is switching the primary over" >&2
-
-me=$(hostname -f 2>/dev/null || hostname)
-while [ "$(date +%s)" -lt "$end" ]; do
-  named=$(redis-cli -h "$(lookup "${asked%:*}")" -p "${asked##*:}" --raw SENTINEL get-master-addr-by-name "$master" 2>/dev/null | head -n 1)
-  case "$named" in
-    "" | "$me" | "$me".* | "$(hostname)".*) ;;
-    *)
-      if [ "$(redis-cli -p "$port" --raw ROLE 2>/dev/null | head -n 1)" != master ] ||
-         [ "$(redis-cli -h "$(lookup "$named")" -p "$port" --raw ROLE 2>/dev/null | head -n 1)" = master ]; then
-        echo "prestop: the primary is now $named" >&2
-        exit 0
-      fi ;;
-  esac
-  sleep 0.2
-done
-echo "prestop: no switchover within ${timeout}s; stopping anyway" >&2
+echo "prestop: the primary is now $named" >&2
 exit 0
