@@ -102,6 +102,7 @@ class Net:
         self.gateway = f"{self.prefix}.0.1"
         self.hosts = itertools.count(1)
         self.lock = threading.Lock()
+        self.dead = []  # namespaces of pods that are gone, deleted at close()
         sh("ip", "netns", "add", self.ns)
         self.up = True
         sh("ip", "-n", self.ns, "link", "set", "lo", "up")
@@ -132,9 +133,18 @@ class Net:
         pod.has_net = True
 
     def remove_pod(self, pod):
+        """The pod's address goes away at once (its link down: as from a
+        vanished pod, connections to it get no answer); the namespace itself
+        is deleted with the cluster. Tearing a namespace down holds the
+        kernel's network lock for seconds, which stalls every process that
+        resolves a name meanwhile (glibc asks the kernel for the interfaces)
+        and sent Sentinel into TILT mode; a real node tears down the pods of
+        other nodes never."""
         if getattr(pod, "has_net", False):
-            subprocess.run(privileged("ip", "netns", "del", f"{self.cluster.tag}-{pod.uid}"), capture_output=True,
-                           timeout=30)
+            with self.lock:
+                subprocess.run(privileged("ip", "-n", self.ns, "link", "set", f"p{pod.uid}", "down"),
+                               capture_output=True, timeout=30)
+                self.dead.append(f"{self.cluster.tag}-{pod.uid}")
             pod.has_net = False
 
     def join(self, other):
@@ -150,10 +160,22 @@ class Net:
         sh("ip", "-n", other.ns, "route", "add", f"{self.prefix}.0.0/16", "via", f"{link}.1")
 
     def close(self):
+        for ns in self.dead:
+            subprocess.run(privileged("ip", "netns", "del", ns), capture_output=True, timeout=30)
+        self.dead = []
         if self.up:
             subprocess.run(privileged("ip", "netns", "del", self.ns), capture_output=True, timeout=30)
             subprocess.run(privileged("ip", "link", "del", self.host_if), capture_output=True, timeout=30)
             self.up = False
+        # The kernel tears the namespaces down in the background, holding its
+        # network lock: wait until a link query answers promptly again, so
+        # the next cluster does not start inside that stall.
+        quick, deadline = 0, time.monotonic() + 60
+        while quick < 3 and time.monotonic() < deadline:
+            t = time.monotonic()
+            subprocess.run(["ip", "-o", "link", "show", "lo"], capture_output=True, timeout=60)
+            quick = quick + 1 if time.monotonic() - t < 0.05 else 0
+            time.sleep(0.1)  # poll interval while the kernel cleans up
 
 
 class Dns:
