@@ -30,7 +30,7 @@ tests=(
   awscli python3-botocore restic openssl
   clang libclang-rt-14-dev
   python3-fusepy python3-pytest-timeout
-  dnsmasq-base python3-dnspython util-linux
+  dnsmasq-base python3-dnspython util-linux prometheus-redis-exporter
 )
 # Node.js and npm run the JavaScript test tools (tests/tools: s3rver, the
 # manifest validator). A machine that already has a node (nvm, NodeSource)

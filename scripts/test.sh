@@ -29,5 +29,6 @@ fi
 echo "== integration tests (pytest)"
 cd tests/integration
 # -rs lists every skipped test with its reason (with CI set none may skip:
-# conftest.py's require fails them); a test that hangs fails after 10 minutes.
-exec /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs --timeout 600 "$@"
+# conftest.py's require fails them); a test that hangs fails after 10 minutes;
+# the 20 slowest are listed (the suite's time is CI's budget).
+exec /usr/bin/python3 -m pytest -q -p no:cacheprovider -rs --timeout 600 --durations=20 "$@"

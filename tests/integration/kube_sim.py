@@ -266,6 +266,11 @@ class Cluster:
             elif name == "redis":
                 require(shutil.which("redis-sentinel") is not None, "redis-sentinel is not installed")
                 self.images[name] = Image(["docker-entrypoint.sh"], ["redis-server"], uid=999, gid=999)
+            elif name.endswith("/redis_exporter"):
+                # oliver006/redis_exporter: the binary at /redis_exporter, USER 59000:59000.
+                exporter = shutil.which("prometheus-redis-exporter")
+                require(exporter is not None, "prometheus-redis-exporter is not installed")
+                self.images[name] = Image(["/redis_exporter"], uid=59000, gid=59000, files={"/redis_exporter": exporter})
             else:
                 raise AssertionError(f"image {ref} is not simulated")
         return self.images[name]

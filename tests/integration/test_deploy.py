@@ -89,19 +89,23 @@ def levee_settings():
 
 # --- schemas ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", [f"overlays/{o}" for o in OVERLAYS] + ["monitoring", "policy", "policy/constraints"])
+# Kinds with no published schema: Gatekeeper's (levee's own checks and the
+# Rego below cover them) and GKE Managed Prometheus' (test_gmp_monitoring...).
+UNSCHEMED = ("ConstraintTemplate", "LeveeRequireNonRootLimits", "PodMonitoring", "Rules")
+
+
+@pytest.mark.parametrize("path", [f"overlays/{o}" for o in OVERLAYS] +
+                         ["monitoring", "monitoring-gmp", "policy", "policy/constraints"])
 def test_manifests_render_and_validate_against_the_kubernetes_schemas(path):
     text, objs = render(os.path.join(K8S, path))
     assert objs
     require(NODE is not None, "node is not installed: the kubernetes-models schema check needs it")
-    # Gatekeeper's kinds have no published schema; levee's own checks and
-    # the Rego below cover them.
-    out = subprocess.run([NODE, os.path.join(TOOLS, "validate-manifests.mjs"), "--allow-kind", "ConstraintTemplate",
-                          "--allow-kind", "LeveeRequireNonRootLimits"], input=text, capture_output=True, text=True,
-                         timeout=120)
+    allow = [a for k in UNSCHEMED for a in ("--allow-kind", k)]
+    out = subprocess.run([NODE, os.path.join(TOOLS, "validate-manifests.mjs"), *allow], input=text,
+                         capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.count("\nok ") + out.stdout.startswith("ok ") >= len(
-        [o for o in objs if o["kind"] not in ("ConstraintTemplate", "LeveeRequireNonRootLimits")])
+        [o for o in objs if o["kind"] not in UNSCHEMED])
 
 
 def test_schema_check_catches_a_wrong_type():
@@ -578,8 +582,13 @@ def test_configure_derives_the_role_from_the_ordinal_sentinel_or_upstream(tmp_pa
         auth = {"LEVEE_SENTINELS": sentinels, "LEVEE_PASSWORD_FILE": str(pw)}
         s, role = configure(tmp_path, "levee-0", **auth)
         assert role == "replica" and s["replicaof"] == f"127.0.0.1:{primary.port}"  # not the ordinal's guess
-        s, role = configure(tmp_path, "levee-1", POD_IP="127.0.0.1", **auth)
-        assert role == "primary" and s["replicaof"] == ""  # Sentinel names this pod
+        # Sentinel names this pod: it is the primary only when a majority of
+        # the Sentinels answered (a minority may have missed a failover).
+        out = run_configure(tmp_path, "levee-1", POD_IP="127.0.0.1", **auth)
+        assert out.returncode == 1 and "only 1 of 2 Sentinels answered" in out.stderr, out.stderr
+        s, role = configure(tmp_path, "levee-1", POD_IP="127.0.0.1", LEVEE_SENTINELS=f"127.0.0.1:{sport}",
+                            LEVEE_PASSWORD_FILE=str(pw))
+        assert role == "primary" and s["replicaof"] == ""
         # A wrong password: Sentinel refuses, the step fails and says so.
         bad = tmp_path / "bad"
         bad.write_text("wrong\n")
@@ -759,7 +768,8 @@ def test_alert_rules_pass_promtool_and_every_alert_is_tested(tmp_path):
     required = {"LeveeDown", "LeveeRestarting", "LeveeReplicationLinkDown", "LeveeReplicationLagWarning",
                 "LeveeReplicationLagCritical", "LeveeSyncWriteTimeouts", "LeveeBackupFailed", "LeveeBackupTooOld",
                 "LeveeBackupVerifyFailing", "LeveeDiskAlmostFull", "LeveeWriteStalls", "LeveeNodeNotReady",
-                "LeveePodsMissing", "LeveeNoPrimary", "LeveeTwoPrimaries", "LeveeEndpointHasNoPrimary"}
+                "LeveePodsMissing", "LeveeNoPrimary", "LeveeTwoPrimaries", "LeveeEndpointHasNoPrimary",
+                "LeveeSentinelDown", "LeveeSentinelCannotFailOver", "LeveeSentinelsDisagree"}
     assert required <= set(alerts)
 
 
@@ -790,6 +800,31 @@ def test_rules_and_dashboard_use_only_metrics_levee_exports():
     assert all(svc["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items())
     assert 'job="levee-metrics"' in rules_spec()["groups"][0]["rules"][0]["expr"]
     assert sm["spec"]["endpoints"][0]["port"] == svc["spec"]["ports"][0]["name"]
+
+
+def test_gmp_monitoring_scrapes_every_component_and_carries_every_alert():
+    """GKE Managed Prometheus (which Terraform turns on) runs no Prometheus
+    Operator: monitoring-gmp has the same alerts as a Rules object, and a
+    PodMonitoring per component whose name is the job label the alerts use
+    and whose port is a named port of the pods it selects."""
+    objs = render(os.path.join(K8S, "monitoring-gmp"))[1]
+    assert not [o for o in objs if o["apiVersion"].startswith("monitoring.coreos.com/")]
+    rules = find(objs, "Rules", "levee")[0]
+    assert rules["apiVersion"] == "monitoring.googleapis.com/v1" and rules["spec"] == rules_spec()
+    pods = [o["spec"]["template"] for o in overlay("replicated") if o["kind"] in ("StatefulSet", "Deployment")]
+    monitors = {m["metadata"]["name"]: m for m in find(objs, "PodMonitoring")}
+    for name, m in monitors.items():
+        sel = m["spec"]["selector"]["matchLabels"]
+        selected = [t for t in pods if all(t["metadata"]["labels"].get(k) == v for k, v in sel.items())]
+        assert selected, f"PodMonitoring {name} selects no pod"
+        for ep in m["spec"]["endpoints"]:
+            for t in selected:
+                assert ep["port"] in [p.get("name") for c in t["spec"]["containers"] for p in c.get("ports", [])], \
+                    f"{name}: no port {ep['port']} on {t['metadata']['labels']}"
+    exprs = " ".join(r["expr"] for g in rules_spec()["groups"] for r in g["rules"])
+    jobs = set(re.findall(r'job=~?"(?:\(\.\*/\)\?)?([a-z-]+)"', exprs))
+    assert jobs == {"levee-metrics", "levee-sentinel"} and jobs <= set(monitors), jobs
+    assert {"levee-metrics", "levee-haproxy", "levee-sentinel"} <= set(monitors)
 
 
 # --- Terraform ----------------------------------------------------------------------------

@@ -5,7 +5,7 @@ levee, redis-sentinel 7.0 and haproxy 2.6 inside.
 
 Scenarios: first install of each overlay, the primary's pod killed, a
 rolling upgrade, every Sentinel and every levee pod restarted, a second
-region, and the bad inputs a first install meets (a missing Secret, a wrong
+region, a Sentinel cut off during a failover, and the bad inputs a first install meets (a missing Secret, a wrong
 password, DNS that does not answer).
 """
 import os
@@ -490,6 +490,80 @@ def test_wrong_password_stops_the_init_step_and_never_makes_a_second_primary(sta
     assert [p.name for p in primaries(c)] == [new.name]
     c.secrets["levee-auth"] = {"password": PASSWORD}  # put right: the next retry starts it as a replica
     wait_for(c, lambda: (p := c.pod(old.name)).ready and role(p) == "slave", 60, f"{old.name} rejoining")
+
+
+
+def cut_off(pod, others):
+    """Drops every packet between pod and the others (a partition inside the
+    cluster network); the node and pods created later still reach it.
+    Returns the function that heals it."""
+    from kube_pod import pod_netns
+    from kube_sim import sh
+    rules = [r for o in others for r in (("INPUT", "-s", o.ip, "-j", "DROP"), ("OUTPUT", "-d", o.ip, "-j", "DROP"))]
+    for r in rules:
+        sh("ip", "netns", "exec", pod_netns(pod), "iptables", "-A", *r)
+    return lambda: [sh("ip", "netns", "exec", pod_netns(pod), "iptables", "-D", *r) for r in rules]
+
+
+SENTINEL_ALERTS = ("LeveeSentinelDown", "LeveeSentinelCannotFailOver", "LeveeSentinelsDisagree",
+                   "LeveeSentinelNoReplicaToPromote", "LeveeSentinelTilt")
+
+
+def test_a_sentinel_that_missed_the_failover_does_not_make_the_old_primary_a_second_one(start, tmp_path):
+    """The old primary's pod comes back while the first Sentinel it asks was
+    cut off during the failover and still names it: the init step goes by
+    the newest configuration and starts it as a replica. A real Prometheus
+    scraping the Sentinels' exporters (the PodMonitor's targets) with the
+    PrometheusRule's alerts shows the partition."""
+    from kube_prom import Prometheus
+    c = start("replicated")
+    old = wait_replicated_up(c)
+    prom = Prometheus(c, str(tmp_path), ["levee-sentinel"])
+    try:
+        sentinel_alerts_healthy_then_partitioned(c, prom, old)
+    finally:
+        prom.close()
+
+
+def sentinel_alerts_healthy_then_partitioned(c, prom, old):
+    primary = f"{fqdn(c, old.name)}:6379"
+    wait_for(c, lambda: sorted(m["pod"] for m, v in prom.query(
+        f'redis_sentinel_master_status{{master_address="{primary}"}} == 1')) ==
+        [p.name for p in c.workload("levee-sentinel").pods()], 30, "every Sentinel's exporter naming the primary")
+    assert prom.query('redis_sentinel_master_ok_slaves') and all(v == 2 for _, v in prom.query(
+        'redis_sentinel_master_ok_slaves'))
+    assert not set(prom.alerts()) & set(SENTINEL_ALERTS), prom.alerts()
+    stale = c.pod("levee-sentinel-0")  # first in LEVEE_SENTINELS: the one configure.sh asks first
+    heal = cut_off(stale, [p for p in c.workload("levee").pods() + c.workload("levee-sentinel").pods()
+                           if p is not stale])
+    try:
+        sts = c.workload("levee")
+        sts.paused.set()
+        old.delete(grace=0)
+        new = wait_for(c, lambda: (p := primaries(c)) and p[0].name != old.name and p[0], 60, "a promoted replica")
+        others = [p for p in c.workload("levee-sentinel").pods() if p is not stale]
+        want = [fqdn(c, new.name).encode(), b"6379"]
+        wait_for(c, lambda: all(client(p.ip, 26379, socket_timeout=2).execute_command(
+            "SENTINEL", "get-master-addr-by-name", MASTER) == want for p in others), 60, "the majority naming it")
+        assert client(stale.ip, 26379).execute_command("SENTINEL", "get-master-addr-by-name", MASTER)[0] == \
+            fqdn(c, old.name).encode(), "the cut-off Sentinel should still name the old primary"
+        sts.paused.clear()
+        back = wait_for(c, lambda: (p := c.pod(old.name)) is not old and p is not None and p.ready and p, 90,
+                        f"{old.name} back")
+        assert role(back) == "slave", back.container("configure").log()
+        assert [p.name for p in primaries(c)] == [new.name]
+        assert f"names {fqdn(c, old.name)}:6379 (config epoch 0)" in back.container("configure").log()
+        wait_for(c, lambda: endpoint(c).set("after-failover", "1"), 30, "writes through the endpoint")
+        wait_for(c, lambda: client(back.ip).get("after-failover") == b"1", 30, f"{old.name} following the new primary")
+        # What the operator is shown meanwhile.
+        firing = wait_for(c, lambda: (a := prom.alerts()) and "LeveeSentinelsDisagree" in a and
+                          "LeveeSentinelCannotFailOver" in a and a, 30, "the partition's alerts")
+        assert [a["namespace"] for a in firing["LeveeSentinelsDisagree"]] == [c.namespace]
+        assert [a["pod"] for a in firing["LeveeSentinelCannotFailOver"]] == [stale.name], firing
+    finally:
+        heal()
+    wait_for(c, lambda: not set(prom.alerts()) & {"LeveeSentinelsDisagree", "LeveeSentinelCannotFailOver"}, 60,
+             "the alerts clearing once the partition heals")
 
 
 def test_dns_not_answering_stops_the_init_steps_and_the_install_completes_when_it_does(start):

@@ -7,11 +7,14 @@
 #   1. LEVEE_UPSTREAM (host:port, second region): ordinal 0 replicates from it,
 #      the other ordinals from this region's ordinal 0 (one stream crosses
 #      the regions and fans out here).
-#   2. Sentinel, when LEVEE_SENTINELS lists any (host:port ...): the first
-#      that answers SENTINEL get-master-addr-by-name decides; if it names
-#      this pod (its FQDN, any shorter form of it, or its IP), this pod is
-#      the primary. When none answers, the step fails and Kubernetes retries
-#      it: a pod that guessed its role could become a second primary.
+#   2. Sentinel, when LEVEE_SENTINELS lists any (host:port ...): every
+#      Sentinel is asked (SENTINEL MASTER) and the answer with the highest
+#      config-epoch decides. If it names this pod (its FQDN, any shorter
+#      form of it, or its IP), this pod is the primary, but only when a
+#      majority of the Sentinels answered and no replica Sentinel knows of
+#      says it is the primary. When none answers, or becoming the primary is
+#      not certain, the step fails and Kubernetes retries it: a pod that
+#      guessed its role could become a second primary.
 #   3. No Sentinels (the single overlay): ordinal 0 is the primary, the
 #      others replicate from it.
 #
@@ -82,35 +85,68 @@ elif [ -n "${LEVEE_SENTINELS:-}" ]; then
   fi
   REDISCLI_AUTH=$(head -n 1 "$pw_file")
   export REDISCLI_AUTH
+  # Every Sentinel is asked: one that missed a failover (restarted, in TILT,
+  # cut off) still names the old primary, and a restarted old primary that
+  # believed it would be a second one. The newest configuration (the highest
+  # config-epoch) wins.
   errors=""
+  listed=0
+  answered=0
+  best_epoch=-1
   for s in $LEVEE_SENTINELS; do
+    listed=$((listed + 1))
     shost=$(qualify "${s%:*}")
-    if ! answer=$(redis-cli -h "$(lookup "$shost")" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$master_name" 2>&1); then
+    if ! answer=$(redis-cli -h "$(lookup "$shost")" -p "${s##*:}" --raw SENTINEL MASTER "$master_name" 2>&1); then
       errors="$errors
   $shost: $answer"
       continue
     fi
-    host=$(echo "$answer" | sed -n 1p)
-    mport=$(echo "$answer" | sed -n 2p)
-    case "$mport" in
-      '' | *[!0-9]*)
+    # SENTINEL MASTER answers field/value pairs, one per line with --raw.
+    set -- $(echo "$answer" | awk 'NR % 2 == 1 { k = $0 } NR % 2 == 0 { v[k] = $0 }
+      END { print (v["ip"] == "" ? "-" : v["ip"]), (v["port"] == "" ? "-" : v["port"]), (v["config-epoch"] == "" ? "-" : v["config-epoch"]) }')
+    case "$2$3" in
+      *[!0-9]* | '')
         errors="$errors
   $shost: $(echo "$answer" | head -n 1)"
         continue ;;
     esac
-    host=$(qualify "$host")
-    if [ "$host" = "$self" ] || [ "$host" = "${POD_IP:-}" ]; then
-      reason="sentinel $shost names this pod the primary"
-    else
-      primary_host=$host
-      primary_port=$mport
-      reason="sentinel $shost names the primary"
+    answered=$((answered + 1))
+    echo "configure:   $shost names $1:$2 (config epoch $3)" >&2
+    if [ "$3" -gt "$best_epoch" ]; then
+      best_epoch=$3
+      best_host=$(qualify "$1")
+      best_port=$2
+      best_from=$shost
+      best_sport=${s##*:}
     fi
-    break
   done
-  if [ -z "$reason" ]; then
+  if [ "$answered" -eq 0 ]; then
     echo "configure: no Sentinel named the primary of '$master_name'; not starting (a pod that guessed its role could become a second primary). What each said:$errors" >&2
     exit 1
+  fi
+  if [ "$best_host" = "$self" ] || [ "$best_host" = "${POD_IP:-}" ]; then
+    # Becoming the primary needs a majority of the Sentinels behind it (a
+    # minority may not have heard of a failover), and no other levee pod
+    # Sentinel knows of may still be acting as the primary.
+    if [ "$answered" -le $((listed / 2)) ]; then
+      echo "configure: only $answered of $listed Sentinels answered and this pod would be the primary; not starting until a majority answers (a minority may have missed a failover). What the others said:$errors" >&2
+      exit 1
+    fi
+    peers=$(redis-cli -h "$(lookup "$best_from")" -p "$best_sport" --raw SENTINEL REPLICAS "$master_name" 2>/dev/null |
+      awk 'NR % 2 == 1 { k = $0 } NR % 2 == 0 && k == "name" { print $0 }' | tr -d '\r') || peers=""
+    for peer in $peers; do
+      phost=$(qualify "${peer%:*}")
+      [ "$phost" != "$self" ] && [ "${peer%:*}" != "${POD_IP:-}" ] || continue
+      if [ "$(redis-cli -h "$(lookup "$phost")" -p "${peer##*:}" --raw ROLE 2>/dev/null | head -n 1)" = master ]; then
+        echo "configure: Sentinel names this pod the primary, but $phost says it is the primary; not starting until Sentinel and the pods agree (the step retries)" >&2
+        exit 1
+      fi
+    done
+    reason="$answered of $listed Sentinels answered; the newest configuration (epoch $best_epoch, from $best_from) names this pod the primary"
+  else
+    primary_host=$best_host
+    primary_port=$best_port
+    reason="the newest configuration among $answered of $listed Sentinels (epoch $best_epoch, from $best_from) names the primary"
   fi
 elif [ "$ordinal" = 0 ]; then
   reason="no Sentinels configured; ordinal 0 is the primary"

@@ -4,6 +4,11 @@
 # planned switchover (writes are refused for a second or two) instead of an
 # unplanned failover (writes stop for down-after-milliseconds and more).
 #
+# Steps: wait until a Sentinel has seen every replica as the process it is
+# now (after a replica's restart that takes up to 10 s, its INFO period);
+# fence writes until every replica holds the last record; ask Sentinel to
+# fail over until it names another pod.
+#
 # A replica, a pod without Sentinels (the single overlay), or a primary no
 # Sentinel agrees to fail over (no replica in sync: NOGOODSLAVE) stops as it
 # is. The hook waits until a Sentinel names another pod, at most
@@ -34,6 +39,47 @@ fi
 # which multiplies the wait when the cluster DNS does not answer.
 lookup() { case "$1" in *[!0-9.]*) echo "${1%.}." ;; *) echo "$1" ;; esac; }
 
+# current SENTINEL PORT: the Sentinel has seen every replica that answers as
+# the process it is now. Sentinel picks the replica to promote from the last
+# INFO it read from each (every 10 s): a replica restarted since then looks
+# linked and up to date to it, and a promotion sent to it as it restarts can
+# stall the failover until failover-timeout. A replica that does not answer
+# (its pod gone) is one Sentinel will not pick either.
+current() {
+  view=$(redis-cli -h "$(lookup "$1")" -p "$2" --raw SENTINEL REPLICAS "$master" 2>/dev/null | tr -d '\r') || return 1
+  [ -n "$view" ] || return 1
+  echo "$view" | awk 'NR % 2 == 1 { k = $0 } NR % 2 == 0 { if (k == "name") n = $0; if (k == "runid") r = $0;
+    if (k == "flags") print n, r, $0 }' | {
+    promotable=0
+    while read -r name runid flags; do
+      actual=$(redis-cli -h "$(lookup "${name%:*}")" -p "${name##*:}" --raw INFO server 2>/dev/null |
+        tr -d '\r' | sed -n 's/^run_id://p')
+      [ -n "$actual" ] || continue
+      [ "$flags" = slave ] && [ "$runid" = "$actual" ] || return 1
+      promotable=1
+    done
+    [ "$promotable" = 1 ]
+  }
+}
+
+ns=$(sed -n 's/^search \([^ ]*\).*/\1/p' /etc/resolv.conf)
+end=$(( $(date +%s) + timeout ))
+# Writes still flow while Sentinel catches up (it reads each replica's INFO
+# every 10 s): only then are they fenced.
+seen=""
+while [ -z "$seen" ] && [ "$(date +%s)" -lt "$end" ]; do
+  for s in $sentinels; do
+    host=${s%:*}
+    case "$host" in *.svc.*) ;; *) host="$host.$ns" ;; esac
+    if current "$host" "${s##*:}"; then seen=$host; break; fi
+  done
+  [ -n "$seen" ] || sleep 0.2
+done
+if [ -z "$seen" ]; then
+  echo "prestop: no Sentinel saw every replica as it is now within ${timeout}s; stopping as the primary (Sentinel fails over after down-after-milliseconds)" >&2
+  exit 0
+fi
+
 # Fence first: refuse new writes (NOREPLICAS) until every replica holds the
 # primary's last record. Sentinel chooses the replica to promote from
 # offsets it read up to 10 s ago: a replica that has just restarted (ready
@@ -53,7 +99,6 @@ caught_up() {
 min_before=$(redis-cli -p "$port" --raw CONFIG GET min-replicas-to-write 2>/dev/null | sed -n 2p)
 unfence() { redis-cli -p "$port" CONFIG SET min-replicas-to-write "${min_before:-0}" >/dev/null 2>&1; }
 redis-cli -p "$port" CONFIG SET min-replicas-to-write 1000 >/dev/null
-end=$(( $(date +%s) + timeout ))
 until caught_up; do
   if [ "$(date +%s)" -ge "$end" ]; then
     echo "prestop: the replicas did not catch up within ${timeout}s; stopping as the primary. $(info | grep -E '^(master_repl_offset|slave[0-9])' | tr '\n' ' ')" >&2
@@ -63,7 +108,6 @@ until caught_up; do
   sleep 0.1
 done
 
-ns=$(sed -n 's/^search \([^ ]*\).*/\1/p' /etc/resolv.conf)
 me=$(hostname -f 2>/dev/null || hostname)
 
 # switched: a Sentinel names another pod, which says it is the primary (or
@@ -99,6 +143,10 @@ until switched; do
   for s in $sentinels; do
     host=${s%:*}
     case "$host" in *.svc.*) ;; *) host="$host.$ns" ;; esac
+    if [ -z "$asked" ] && ! current "$host" "${s##*:}"; then
+      last="$host: has not seen every replica since it restarted"
+      continue
+    fi
     answer=$(redis-cli -h "$(lookup "$host")" -p "${s##*:}" --raw SENTINEL failover "$master" 2>&1)
     last="$host: $answer"
     case "$answer" in OK | INPROG*)
