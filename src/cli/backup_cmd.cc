@@ -14,7 +14,7 @@
 #include "cli/remote_source.h"
 #include "common/config.h"
 #include "common/logging.h"
-#include "server/writer.h"
+#include "write/writer.h"
 #include "storage/engine.h"
 #include "wal/log.h"
 
@@ -231,9 +231,9 @@ int Create() {
     if (!l.ok()) return Fail("opening " + args.data_dir, l.status());
     log = std::move(l.value());
     {
-      server::Writer::Options wo;
+      write::Writer::Options wo;
       wo.data_dir = args.data_dir;
-      server::Writer w(engine.get(), log.get(), nullptr, wo);
+      write::Writer w(engine.get(), log.get(), nullptr, wo);
       uint64_t replayed = 0;
       Status st = w.Recover(&replayed);
       if (!st.ok()) return Fail("replaying the log of " + args.data_dir, st);

@@ -492,7 +492,7 @@ bool Manager::IsSyncKey(std::string_view key) {
   return false;
 }
 
-void Manager::HoldForAcks(std::unique_ptr<server::WriteJob> job) {
+void Manager::HoldForAcks(std::unique_ptr<write::WriteJob> job) {
   stats_.sync_writes++;
   int64_t now = NowMs();
   Hold h{std::move(job), 0, sync_replicas_.load(), now + sync_timeout_ms_.load(), false, now};
@@ -507,7 +507,7 @@ void Manager::HoldForAcks(std::unique_ptr<server::WriteJob> job) {
   Release(h, replica_.load());
 }
 
-void Manager::HoldForWait(std::unique_ptr<server::WriteJob> job, uint64_t sequence, int64_t replicas,
+void Manager::HoldForWait(std::unique_ptr<write::WriteJob> job, uint64_t sequence, int64_t replicas,
                           int64_t timeout_ms) {
   int64_t now = NowMs();
   Hold h{std::move(job), sequence, replicas, timeout_ms == 0 ? 0 : now + timeout_ms, true, now};
@@ -543,7 +543,7 @@ void Manager::ReleaseReady(bool timeouts) {
 }
 
 void Manager::Release(Hold& h, bool timed_out) {
-  server::WriteJob& job = *h.job;
+  write::WriteJob& job = *h.job;
   if (h.is_wait) {
     int64_t n;
     {

@@ -29,7 +29,7 @@
 #include "observe/metrics.h"
 #include "repl/history.h"
 #include "repl/node.h"
-#include "server/writer.h"
+#include "write/writer.h"
 
 namespace levee::repl {
 
@@ -70,7 +70,7 @@ struct ReplStats {
   std::atomic<uint64_t> full_sync_bytes{0};     // checkpoint bytes received (replica) 
 };
 
-class Manager final : public commands::Replication, public server::ReplicationHooks {
+class Manager final : public commands::Replication, public write::ReplicationHooks {
  public:
   Manager(Node* node);
   ~Manager() override;
@@ -98,13 +98,13 @@ class Manager final : public commands::Replication, public server::ReplicationHo
   int64_t KillReplicas() override;
   int64_t KillMasterLink() override;
 
-  // server::ReplicationHooks
+  // write::ReplicationHooks
   void OnAppended(uint64_t last) override;
   uint64_t RetainFrom() override;
   std::string WriteRefusal() override;
   bool IsSyncKey(std::string_view key) override;
-  void HoldForAcks(std::unique_ptr<server::WriteJob> job) override;
-  void HoldForWait(std::unique_ptr<server::WriteJob> job, uint64_t sequence, int64_t replicas,
+  void HoldForAcks(std::unique_ptr<write::WriteJob> job) override;
+  void HoldForWait(std::unique_ptr<write::WriteJob> job, uint64_t sequence, int64_t replicas,
                    int64_t timeout_ms) override;
 
   // For links and the client.
@@ -140,7 +140,7 @@ class Manager final : public commands::Replication, public server::ReplicationHo
 
  private:
   struct Hold {
-    std::unique_ptr<server::WriteJob> job;
+    std::unique_ptr<write::WriteJob> job;
     uint64_t sequence;
     int64_t replicas;
     int64_t deadline_ms;  // 0: none

@@ -17,7 +17,7 @@ class Engine;
 namespace wal {
 class Log;
 }
-namespace server {
+namespace write {
 struct ReplicatedBatch;
 }
 }  // namespace levee
@@ -39,7 +39,7 @@ class Node {
   virtual storage::Engine& engine() = 0;
   virtual uint64_t last_sequence() = 0;
   virtual void SetReplicaMode(bool on) = 0;
-  virtual void SubmitReplicated(std::unique_ptr<server::ReplicatedBatch> batch) = 0;
+  virtual void SubmitReplicated(std::unique_ptr<write::ReplicatedBatch> batch) = 0;
   // Runs fn on the writer thread between groups and waits for it.
   virtual void RunOnWriter(const std::function<void()>& fn) = 0;
   // Replaces the database with the complete copy in dir (a LevelDB

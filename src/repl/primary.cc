@@ -17,7 +17,7 @@
 #include "repl/manager.h"
 #include "repl/stream.h"
 #include "resp/parser.h"
-#include "server/writer.h"
+#include "write/writer.h"
 #include "storage/checkpoint.h"
 #include "storage/engine.h"
 #include "wal/cursor.h"
@@ -153,7 +153,7 @@ Status ReplicaLink::HandleInput(const std::string& expect_cmd, std::vector<std::
 Status ReplicaLink::Backfill(uint64_t* after) {
   Node* node = m_->node();
   std::string peer = p_.ip + ":" + std::to_string(p_.listening_port);
-  auto batch = std::make_unique<server::ReplicatedBatch>();
+  auto batch = std::make_unique<write::ReplicatedBatch>();
   uint64_t next = *after + 1;
   int64_t end = -1;
   int64_t deadline = NowMs() + node->config().GetInt("repl-timeout-ms");

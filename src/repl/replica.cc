@@ -17,7 +17,7 @@
 #include "common/file.h"
 #include "common/logging.h"
 #include "repl/manager.h"
-#include "server/writer.h"
+#include "write/writer.h"
 #include "wal/log.h"
 #include "wal/record.h"
 
@@ -519,7 +519,7 @@ Status ReplicaClient::SendAck(bool force) {
 }
 
 Status ReplicaClient::ApplyRecords(std::string frames) {
-  auto batch = std::make_unique<server::ReplicatedBatch>();
+  auto batch = std::make_unique<write::ReplicatedBatch>();
   LEVEE_RETURN_IF_ERROR(DecodeFrames(frames, &expect_next_, &batch->records));
   if (batch->records.empty()) return Status::OK();
   batch->frames = std::move(frames);

@@ -12,7 +12,7 @@
 #include "common/logging.h"
 #include "observe/metrics.h"
 #include "server/server.h"
-#include "server/writer.h"
+#include "write/writer.h"
 #include "wal/cursor.h"
 
 namespace levee::server {

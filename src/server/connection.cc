@@ -5,7 +5,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
-#include "server/instrument.h"
+#include "commands/instrument.h"
 #include "server/server.h"
 
 namespace levee::server {
@@ -234,12 +234,12 @@ bool Connection::Dispatch(std::vector<std::string>& args) {
     const size_t before = out_.size();
     rb.Error("ERR Can't execute '" + spec->name +
              "': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
-    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
+    commands::RecordRejected(*server_, spec, std::string_view(out_).substr(before));
     return true;
   }
   if (RoutesToWriter(spec, args)) {
     if (!pending_) {
-      pending_ = std::make_unique<WriteJob>();
+      pending_ = std::make_unique<write::WriteJob>();
       pending_->client = state_;
     }
     pending_->commands.push_back(std::move(args));
@@ -271,18 +271,18 @@ void Connection::RunInline(const commands::Spec* spec, std::vector<std::string>&
     for (size_t i = 1; i < args.size() && i < 8; i++) msg += "'" + args[i].substr(0, 128) + "' ";
     if (state_->in_multi) state_->multi_error = true;
     rb.Error(msg);
-    RecordRejected(*server_, nullptr, std::string_view(out_).substr(before));
+    commands::RecordRejected(*server_, nullptr, std::string_view(out_).substr(before));
   } else if (!state_->authenticated && !(spec->flags & commands::kNoAuth)) {
     rb.Error(commands::kErrNoAuth);
-    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
+    commands::RecordRejected(*server_, spec, std::string_view(out_).substr(before));
   } else if (spec->flags & commands::kDisabled) {
     if (state_->in_multi) state_->multi_error = true;
     rb.Error(commands::DisabledError(args[0]));
-    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
+    commands::RecordRejected(*server_, spec, std::string_view(out_).substr(before));
   } else if (!spec->ArityOk(args.size())) {
     if (state_->in_multi) state_->multi_error = true;
     rb.Error(commands::WrongArgsError(args[0]));
-    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
+    commands::RecordRejected(*server_, spec, std::string_view(out_).substr(before));
   } else if (state_->in_multi && !(spec->flags & commands::kNoQueue)) {
     state_->queued.push_back(std::move(args));
     state_->queued_count = state_->queued.size();
@@ -290,12 +290,12 @@ void Connection::RunInline(const commands::Spec* spec, std::vector<std::string>&
   } else if (std::string stale = (spec->flags & commands::kReadOnly) ? server_->replication().StaleRefusal() : "";
              !stale.empty()) {
     rb.Error(stale);
-    RecordRejected(*server_, spec, std::string_view(out_).substr(before));
+    commands::RecordRejected(*server_, spec, std::string_view(out_).substr(before));
   } else {
     commands::CommandContext ctx{state_, *server_, server_->read_view(), nullptr, rb, NowMs()};
     auto start = std::chrono::steady_clock::now();
     spec->handler(ctx, args);
-    RecordCommand(*server_, *spec, args, *state_, start, std::string_view(out_).substr(before));
+    commands::RecordCommand(*server_, *spec, args, *state_, start, std::string_view(out_).substr(before));
     if (state_->authenticated) parser_.set_authenticated(true);
     if (state_->auth_failed) {
       state_->auth_failed = false;
@@ -349,14 +349,14 @@ void Connection::SubmitPending() {
   // connection alive (no read outstanding after a protocol error), and its
   // replies must still be delivered.
   auto self = shared_from_this();
-  job->done = [self](std::unique_ptr<WriteJob> j) {
-    std::shared_ptr<WriteJob> sj(j.release());  // asio handlers must be copyable
+  job->done = [self](std::unique_ptr<write::WriteJob> j) {
+    std::shared_ptr<write::WriteJob> sj(j.release());  // asio handlers must be copyable
     asio::post(self->socket_.get_executor(), [self, sj] { self->OnJobDone(*sj); });
   };
   server_->writer().Submit(std::move(job));
 }
 
-void Connection::OnJobDone(WriteJob& job) {
+void Connection::OnJobDone(write::WriteJob& job) {
   waiting_ = false;
   if (closed_) return;
   AppendOutput(job.reply);

@@ -32,10 +32,13 @@
 #include "commands/command.h"
 #include "resp/parser.h"
 
+namespace levee::write {
+struct WriteJob;
+}
+
 namespace levee::server {
 
 class Server;
-struct WriteJob;
 
 // Whether a client at this address is on this host's loopback interface
 // (127.0.0.0/8, ::1, or 127.x mapped into IPv6): protected mode and
@@ -66,7 +69,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool RoutesToWriter(const commands::Spec* spec, const std::vector<std::string>& args) const;
   void RunInline(const commands::Spec* spec, std::vector<std::string>& args);
   void SubmitPending();
-  void OnJobDone(WriteJob& job);
+  void OnJobDone(write::WriteJob& job);
   // s is one reply (or one writer job's replies, or one pushed message).
   void AppendOutput(std::string_view s);
   void Flush();
@@ -95,7 +98,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool closed_ = false;
   bool waiting_ = false;   // a WriteJob is out
   bool protocol_error_ = false;
-  std::unique_ptr<WriteJob> pending_;            // writes gathered, not yet submitted
+  std::unique_ptr<write::WriteJob> pending_;            // writes gathered, not yet submitted
   std::vector<std::string> held_;                // a command parsed while a job was out
   bool has_held_ = false;
 };

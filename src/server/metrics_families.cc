@@ -158,12 +158,12 @@ void Server::RegisterMetrics() {
                       }});
   reg.Register(Family{"levee_write_group_commands", "Commands per committed group (group commit size).",
                       Type::kHistogram, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096},
-                      writer_hist(&WriterStats::group_commands)});
+                      writer_hist(&write::WriterStats::group_commands)});
   reg.Register(Family{"levee_write_commit_duration_seconds",
                       "Time to commit a group: log append, fsync (fsync always) and the LevelDB write.",
-                      Type::kHistogram, observe::LatencyBounds(), writer_hist(&WriterStats::commit_seconds)});
+                      Type::kHistogram, observe::LatencyBounds(), writer_hist(&write::WriterStats::commit_seconds)});
   reg.Register(Family{"levee_wal_fsync_duration_seconds", "Time of each fsync of the write-ahead log.",
-                      Type::kHistogram, observe::LatencyBounds(), writer_hist(&WriterStats::fsync_seconds)});
+                      Type::kHistogram, observe::LatencyBounds(), writer_hist(&write::WriterStats::fsync_seconds)});
   reg.Register(Family{"levee_write_queue_jobs", "Write jobs waiting for the writer thread.", Type::kGauge, {},
                       [this, open](SampleWriter& w) {
                         if (open()) w.Value({}, static_cast<double>(writer_->queued()));

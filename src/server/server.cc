@@ -237,14 +237,14 @@ Status Server::OpenStorage() {
   log_ = std::move(log.value());
   for (const auto& w : warnings) logging::Warn("wal", w);
 
-  Writer::Options wo;
-  if (!ParseFsyncPolicy(config_->GetString("fsync"), &wo.fsync)) wo.fsync = FsyncPolicy::kEverySec;
+  write::Writer::Options wo;
+  if (!write::ParseFsyncPolicy(config_->GetString("fsync"), &wo.fsync)) wo.fsync = write::FsyncPolicy::kEverySec;
   wo.max_group = static_cast<size_t>(config_->GetInt("max-write-group"));
   wo.expire_keys_per_cycle = static_cast<size_t>(config_->GetInt("expire-keys-per-cycle"));
   wo.keep_segments = static_cast<size_t>(config_->GetInt("wal-keep-segments"));
   wo.min_free_disk_bytes = static_cast<uint64_t>(config_->GetInt("min-free-disk-mb")) << 20;
   wo.data_dir = data_dir_;
-  writer_ = std::make_unique<Writer>(engine_.get(), log_.get(), this, wo);
+  writer_ = std::make_unique<write::Writer>(engine_.get(), log_.get(), this, wo);
   uint64_t replayed = 0;
   auto t0 = std::chrono::steady_clock::now();
   LEVEE_RETURN_IF_ERROR(writer_->Recover(&replayed));
@@ -407,8 +407,8 @@ HttpServer::Response Server::HandleHttp(const std::string& path, const std::stri
 
 void Server::WireConfigCallbacks() {
   config_->OnChange("fsync", [this](const std::string& v) {
-    FsyncPolicy p;
-    if (ParseFsyncPolicy(v, &p)) writer_->set_fsync(p);
+    write::FsyncPolicy p;
+    if (write::ParseFsyncPolicy(v, &p)) writer_->set_fsync(p);
   });
   config_->OnChange("maxclients", [this](const std::string& v) { maxclients_ = std::stoull(v); });
   config_->OnChange("protected-mode", [this](const std::string& v) { protected_mode_ = v == "yes"; });

@@ -28,7 +28,7 @@
 #include "repl/node.h"
 #include "resp/parser.h"
 #include "server/http.h"
-#include "server/writer.h"
+#include "write/writer.h"
 #include "storage/blob_gc.h"
 #include "storage/engine.h"
 #include "storage/key_counter.h"
@@ -106,7 +106,7 @@ class Server final : public commands::Services, public repl::Node {
   std::string instance_id() override;
   uint64_t last_sequence() override { return writer_->last_sequence(); }
   void SetReplicaMode(bool on) override { writer_->set_replica_mode(on); }
-  void SubmitReplicated(std::unique_ptr<ReplicatedBatch> batch) override { writer_->SubmitReplicated(std::move(batch)); }
+  void SubmitReplicated(std::unique_ptr<write::ReplicatedBatch> batch) override { writer_->SubmitReplicated(std::move(batch)); }
   void RunOnWriter(const std::function<void()>& fn) override { writer_->RunOnWriter(fn); }
   Status InstallCopy(const std::string& dir, uint64_t sequence) override;
 
@@ -118,7 +118,7 @@ class Server final : public commands::Services, public repl::Node {
   observe::Registry& metrics() { return registry_; }
 
   // For connections.
-  Writer& writer() { return *writer_; }
+  write::Writer& writer() { return *writer_; }
   storage::DataView& read_view() { return *read_view_; }
   ServerStats& stats() { return stats_; }
   const resp::Limits& limits() const { return limits_; }
@@ -152,7 +152,7 @@ class Server final : public commands::Services, public repl::Node {
   std::unique_ptr<storage::Engine> engine_;
   std::unique_ptr<wal::Log> log_;
   std::unique_ptr<storage::KeyCounter> counter_;  // before writer_: the writer uses it
-  std::unique_ptr<Writer> writer_;
+  std::unique_ptr<write::Writer> writer_;
   std::unique_ptr<storage::BlobCollector> blob_gc_;  // after writer_: it runs work on the writer
   std::unique_ptr<storage::DataView> read_view_;
   std::unique_ptr<repl::Manager> repl_;

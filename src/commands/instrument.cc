@@ -1,8 +1,8 @@
-#include "server/instrument.h"
+#include "commands/instrument.h"
 
 #include "observe/command_stats.h"
 
-namespace levee::server {
+namespace levee::commands {
 
 void RecordCommand(commands::Services& services, const commands::Spec& spec, const std::vector<std::string>& args,
                    const commands::ClientState& client, std::chrono::steady_clock::time_point start,
@@ -35,4 +35,4 @@ void RecordRejected(commands::Services& services, const commands::Spec* spec, st
   if (!reply.empty() && reply[0] == '-') services.command_stats().RecordError(reply.substr(1));
 }
 
-}  // namespace levee::server
+}  // namespace levee::commands

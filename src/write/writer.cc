@@ -1,4 +1,4 @@
-#include "server/writer.h"
+#include "write/writer.h"
 
 #include <leveldb/db.h>
 #include <sys/statvfs.h>
@@ -10,13 +10,13 @@
 #include "commands/pubsub.h"
 #include "common/clock.h"
 #include "common/logging.h"
-#include "server/instrument.h"
+#include "commands/instrument.h"
 #include "storage/engine.h"
 #include "storage/key_counter.h"
 #include "storage/write_group.h"
 #include "wal/log.h"
 
-namespace levee::server {
+namespace levee::write {
 namespace {
 
 
@@ -350,14 +350,14 @@ void Writer::ProcessGroup(std::vector<std::unique_ptr<WriteJob>>& jobs) {
         std::string refusal = Refusal(*spec, *job->client);
         if (!refusal.empty()) {
           rb.Error(refusal);
-          RecordRejected(*services_, spec, std::string_view(job->reply).substr(before));
+          commands::RecordRejected(*services_, spec, std::string_view(job->reply).substr(before));
           continue;
         }
         group.set_recording(&rec.mutations);
         commands::CommandContext ctx{job->client, *services_, group, &group, rb, now};
         auto start = std::chrono::steady_clock::now();
         spec->handler(ctx, args);
-        RecordCommand(*services_, *spec, args, *job->client, start, std::string_view(job->reply).substr(before));
+        commands::RecordCommand(*services_, *spec, args, *job->client, start, std::string_view(job->reply).substr(before));
         group.set_recording(nullptr);
         stats_.commands++;
         if (rec.mutations.empty()) continue;
@@ -636,4 +636,4 @@ void Writer::MaybeTrimLog() {
   if (!st.ok()) logging::Warn("wal", "log trim failed; will retry", {{"error", st.ToString()}});
 }
 
-}  // namespace levee::server
+}  // namespace levee::write

@@ -11,7 +11,7 @@
 
 #include "commands/command.h"
 
-namespace levee::server {
+namespace levee::commands {
 
 // `reply` is exactly what the command appended to its client's output.
 void RecordCommand(commands::Services& services, const commands::Spec& spec, const std::vector<std::string>& args,
@@ -21,4 +21,4 @@ void RecordCommand(commands::Services& services, const commands::Spec& spec, con
 // A command refused before it ran (unknown, wrong arity, not authenticated).
 void RecordRejected(commands::Services& services, const commands::Spec* spec, std::string_view reply);
 
-}  // namespace levee::server
+}  // namespace levee::commands

@@ -38,7 +38,7 @@ namespace levee::wal {
 class Log;
 }
 
-namespace levee::server {
+namespace levee::write {
 
 enum class FsyncPolicy { kAlways, kEverySec, kNo };
 bool ParseFsyncPolicy(const std::string& s, FsyncPolicy* p);
@@ -210,4 +210,4 @@ class Writer {
   WriterStats stats_;
 };
 
-}  // namespace levee::server
+}  // namespace levee::write
