@@ -1,4 +1,7 @@
-#include "commands/command.h"
+#include "commands/args.h"
+#include "commands/client.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 
 #include <algorithm>
 #include <cctype>

@@ -9,7 +9,7 @@
 #include <map>
 #include <set>
 
-#include "commands/command.h"
+#include "commands/args.h"
 #include "commands/docs.h"
 
 namespace levee::commands {

@@ -9,7 +9,9 @@
 #include <string_view>
 #include <vector>
 
-#include "commands/command.h"
+#include "commands/client.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 
 namespace levee::commands {
 

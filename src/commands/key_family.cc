@@ -2,7 +2,9 @@
 #include <charconv>
 #include <climits>
 
-#include "commands/command.h"
+#include "commands/args.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 #include "storage/write_group.h"
 
 namespace levee::commands {

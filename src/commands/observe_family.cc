@@ -1,5 +1,7 @@
 // SLOWLOG GET|LEN|RESET.
-#include "commands/command.h"
+#include "commands/args.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 #include "observe/command_stats.h"
 
 namespace levee::commands {

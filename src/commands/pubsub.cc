@@ -1,6 +1,7 @@
 #include "commands/pubsub.h"
 
-#include "commands/command.h"
+#include "commands/args.h"
+#include "commands/client.h"
 #include "resp/reply.h"
 
 namespace levee::commands {

@@ -4,7 +4,10 @@
 // record that changes no data) and delivered once its group is committed,
 // so replicas deliver it too, in order with the writes around it. On a replica it is
 // delivered to local subscribers only, as in Redis.
-#include "commands/command.h"
+#include "commands/args.h"
+#include "commands/client.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 #include "commands/pubsub.h"
 #include "storage/write_group.h"
 

@@ -3,7 +3,10 @@
 // parse arguments and answer as Redis does.
 #include <cstdlib>
 
-#include "commands/command.h"
+#include "commands/args.h"
+#include "commands/client.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 
 namespace levee::commands {
 namespace {
@@ -24,36 +27,7 @@ void ReplicaOf(CommandContext& ctx, std::vector<std::string>& a) {
 void Role(CommandContext& ctx, std::vector<std::string>&) { ctx.services.replication().Role(ctx.reply); }
 
 void Replconf(CommandContext& ctx, std::vector<std::string>& a) {
-  if (a.size() % 2 == 0) return ctx.reply.Error(kErrSyntax);
-  for (size_t i = 1; i + 1 < a.size(); i += 2) {
-    std::string opt = ToLower(a[i]);
-    const std::string& v = a[i + 1];
-    if (opt == "listening-port") {
-      int64_t p;
-      if (!ParseInt64(v, &p) || p < 0 || p > 65535) return ctx.reply.Error("ERR invalid listening-port");
-      ctx.client->repl_listening_port = static_cast<int>(p);
-    } else if (opt == "capa") {
-      if (EqualsIgnoreCase(v, "zstd")) ctx.client->repl_capa_zstd = true;
-      // eof, psync2: what levee always does; unknown capabilities are ignored, as Redis does.
-    } else if (opt == "levee-id") {
-      ctx.client->repl_node_id = v;
-      return ctx.services.replication().Identify(v, ctx.reply);
-    } else if (opt == "levee-history") {
-      ctx.client->repl_history = v;
-      return ctx.reply.SimpleString(ctx.services.replication().HistoryReply());
-    } else if (opt == "levee-backfill") {
-      ctx.client->repl_backfill = v == "1";
-    } else if (opt == "ip-address") {
-      ctx.client->repl_ip = v;  // the replica's replica-announce-ip
-    } else if (opt == "ack" || opt == "getack" || opt == "rdb-only" ||
-               opt == "rdb-filter-only") {
-      // ACK on an ordinary connection means nothing; replicas' acks come
-      // on their replication link.
-    } else {
-      return ctx.reply.Error("ERR Unrecognized REPLCONF option: " + a[i]);
-    }
-  }
-  ctx.reply.Ok();
+  ctx.services.replication().Replconf(ctx.client, a, ctx.reply);
 }
 
 void Psync(CommandContext& ctx, std::vector<std::string>& a) {

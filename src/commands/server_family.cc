@@ -5,7 +5,10 @@
 #include <cstring>
 #include <thread>
 
-#include "commands/command.h"
+#include "commands/args.h"
+#include "commands/client.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 #include "commands/docs.h"
 #include "common/coding.h"
 #include "common/config.h"

@@ -3,7 +3,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "commands/command.h"
+#include "commands/args.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 #include "common/config.h"
 #include "storage/write_group.h"
 

@@ -3,7 +3,9 @@
 // Queueing happens in the dispatcher (server/connection.cc). EXEC is a write
 // command: it runs on the writer thread, so the queued commands see each
 // other's writes, and all they change becomes one log record in one batch.
-#include "commands/command.h"
+#include "commands/client.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 #include "storage/write_group.h"
 
 namespace levee::commands {

@@ -5,11 +5,13 @@
 #include <filesystem>
 #include <fstream>
 
+#include "commands/args.h"
 #include "common/clock.h"
 #include "common/coding.h"
 #include "common/config.h"
 #include "common/file.h"
 #include "common/logging.h"
+#include "repl/handshake.h"
 #include "repl/primary.h"
 #include "repl/replica.h"
 #include "repl/stream.h"
@@ -220,6 +222,24 @@ void Manager::SetUpstreamChain(const std::string& chain) {
   upstream_chain_ = chain;
 }
 
+void Manager::Replconf(const std::shared_ptr<commands::ClientState>& client, const std::vector<std::string>& a,
+                       resp::ReplyBuilder& rb) {
+  if (a.size() % 2 == 0) return rb.Error(commands::kErrSyntax);
+  Handshake& h = Handshake::Of(*client);
+  for (size_t i = 1; i + 1 < a.size(); i += 2) {
+    if (commands::EqualsIgnoreCase(a[i], "levee-id")) {
+      h.node_id = a[i + 1];
+      return Identify(a[i + 1], rb);
+    }
+    if (commands::EqualsIgnoreCase(a[i], "levee-history")) {
+      h.history = a[i + 1];
+      return rb.SimpleString(HistoryReply());
+    }
+    if (std::string err = h.Apply(a[i], a[i + 1]); !err.empty()) return rb.Error(err);
+  }
+  rb.Ok();
+}
+
 void Manager::Identify(const std::string& node_id, resp::ReplyBuilder& rb) {
   if (node_id == node_->run_id()) {
     return rb.Error("ERR replication loop: this server was asked to replicate from itself; point REPLICAOF at "
@@ -268,17 +288,18 @@ void Manager::Psync(const std::shared_ptr<commands::ClientState>& client, const 
   // view of the offsets) sends us its extra records instead.
   History replica_history;
   bool backfill = false;
-  if (!partial && want > 0 && client->repl_backfill && !replica_.load() &&
-      DecodeHistory(client->repl_history, &replica_history)) {
+  static const Handshake kNone;
+  const Handshake& hs = Handshake::Find(*client) ? *Handshake::Find(*client) : kNone;
+  if (!partial && want > 0 && hs.backfill && !replica_.load() && DecodeHistory(hs.history, &replica_history)) {
     bool related = false;
     uint64_t common = CommonPrefix(HistoryOf(ids, last), replica_history, &related);
     backfill = related && common == last && replica_history.front().through > last;
   }
   ReplicaLink::Params p;
-  p.ip = client->repl_ip.empty() ? Ip(client->addr) : client->repl_ip;
-  p.listening_port = client->repl_listening_port;
-  p.zstd = client->repl_capa_zstd;
-  p.node_id = client->repl_node_id;
+  p.ip = hs.ip.empty() ? Ip(client->addr) : hs.ip;
+  p.listening_port = hs.listening_port;
+  p.zstd = hs.capa_zstd;
+  p.node_id = hs.node_id;
   p.full = !partial;
   p.after = have;
   if (partial) {

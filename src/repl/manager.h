@@ -25,7 +25,8 @@
 #include <thread>
 #include <vector>
 
-#include "commands/command.h"
+#include "commands/client.h"
+#include "commands/services.h"
 #include "observe/metrics.h"
 #include "repl/history.h"
 #include "repl/node.h"
@@ -86,15 +87,25 @@ class Manager final : public commands::Replication, public write::ReplicationHoo
   // commands::Replication
   std::string ReplicaOf(const std::string& host, int port) override;
   void Role(resp::ReplyBuilder& rb) override;
-  std::string InfoSection() override;
+  void Replconf(const std::shared_ptr<commands::ClientState>& client, const std::vector<std::string>& args,
+                resp::ReplyBuilder& rb) override;
   void Psync(const std::shared_ptr<commands::ClientState>& client, const std::string& replid,
              const std::string& offset, resp::ReplyBuilder& rb) override;
-  void Identify(const std::string& node_id, resp::ReplyBuilder& rb) override;
-  std::string HistoryReply() override;
   bool is_replica() override { return replica_.load(); }
   bool has_replicas() override;
   int64_t AckedBy(uint64_t sequence) override;
-  std::string StaleRefusal() override;
+  // The replication section of INFO.
+  std::string InfoSection();
+  // A replica with replica-serve-stale-data off whose link is down refuses
+  // reads: the error, or empty.
+  std::string StaleRefusal();
+  // REPLCONF levee-id: a replica names itself; replies this server's chain
+  // of ids (itself and its primaries) or an error for a loop.
+  void Identify(const std::string& node_id, resp::ReplyBuilder& rb);
+  // REPLCONF levee-history: this server's replication history
+  // ("id:through,…", repl/history.h), so a replica can tell what a full
+  // resync from it would discard.
+  std::string HistoryReply();
   int64_t KillReplicas() override;
   int64_t KillMasterLink() override;
 

@@ -1,3 +1,4 @@
+#include "commands/args.h"
 #include "repl/primary.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+#include "commands/args.h"
 #include "server/backups.h"
 
 #include <fcntl.h>

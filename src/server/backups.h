@@ -21,7 +21,7 @@
 
 #include "backup/repo.h"
 #include "backup/source.h"
-#include "commands/command.h"
+#include "commands/services.h"
 
 namespace levee::observe {
 class Registry;

@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/logging.h"
+#include "commands/args.h"
 #include "commands/instrument.h"
 #include "server/server.h"
 
@@ -287,7 +288,7 @@ void Connection::RunInline(const commands::Spec* spec, std::vector<std::string>&
     state_->queued.push_back(std::move(args));
     state_->queued_count = state_->queued.size();
     rb.SimpleString("QUEUED");
-  } else if (std::string stale = (spec->flags & commands::kReadOnly) ? server_->replication().StaleRefusal() : "";
+  } else if (std::string stale = (spec->flags & commands::kReadOnly) ? server_->repl().StaleRefusal() : "";
              !stale.empty()) {
     rb.Error(stale);
     commands::RecordRejected(*server_, spec, std::string_view(out_).substr(before));

@@ -29,7 +29,8 @@
 #include <string>
 #include <vector>
 
-#include "commands/command.h"
+#include "commands/client.h"
+#include "commands/spec.h"
 #include "resp/parser.h"
 
 namespace levee::write {

@@ -17,7 +17,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "commands/command.h"
+#include "commands/client.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 #include "commands/pubsub.h"
 #include "common/config.h"
 #include "common/cpus.h"

@@ -25,7 +25,9 @@
 #include <thread>
 #include <vector>
 
-#include "commands/command.h"
+#include "commands/client.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 #include "common/status.h"
 #include "observe/metrics.h"
 #include "wal/record.h"

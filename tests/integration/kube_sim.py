@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -95,8 +96,14 @@ class Net:
 
     def __init__(self, cluster):
         self.cluster = cluster
-        self.index = next(_net_index)
-        self.prefix = f"10.{230 + self.index % 20}"
+        # A /16 no route of this host covers yet (a cluster another run left
+        # behind would take its packets).
+        routed = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True).stdout
+        while True:
+            self.index = next(_net_index)
+            self.prefix = f"10.{230 + self.index % 20}"
+            if f"{self.prefix}.0.0/16" not in routed or self.index > 40:
+                break
         self.ns = f"{cluster.tag}-net"
         self.host_if = f"{cluster.tag}h"
         self.gateway = f"{self.prefix}.0.1"
@@ -197,6 +204,19 @@ class Dns:
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
+    def pause(self):
+        """The cluster DNS stops answering: its queries are dropped (as from a
+        CoreDNS that is down or cut off; stopping dnsmasq itself would, through
+        sudo, stop and then lose the sudo process wrapping it)."""
+        for proto in ("udp", "tcp"):
+            sh("ip", "netns", "exec", self.cluster.net.ns, "iptables", "-I", "INPUT", "-p", proto, "-d",
+               self.cluster.dns_ip, "--dport", "53", "-j", "DROP")
+
+    def resume(self):
+        for proto in ("udp", "tcp"):
+            sh("ip", "netns", "exec", self.cluster.net.ns, "iptables", "-D", "INPUT", "-p", proto, "-d",
+               self.cluster.dns_ip, "--dport", "53", "-j", "DROP")
+
     def write(self):
         tmp = os.path.join(self.cluster.root, "dns.tmp")
         with open(tmp, "w") as f:
@@ -212,7 +232,7 @@ class Dns:
 
     def close(self):
         if self.proc.poll() is None:
-            send_signal(self.proc.pid, 15)
+            send_signal(self.proc.pid, signal.SIGTERM)
             self.proc.wait(timeout=10)
 
 

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "../test_util.h"
-#include "commands/command.h"
+#include "commands/args.h"
+#include "commands/client.h"
+#include "commands/services.h"
+#include "commands/spec.h"
 #include "commands/pubsub.h"
 #include "commands/docs.h"
 #include "common/config.h"
@@ -20,17 +23,17 @@ class NoReplication : public Replication {
  public:
   std::string ReplicaOf(const std::string&, int) override { return "ERR not in unit tests"; }
   void Role(resp::ReplyBuilder& rb) override { rb.Bulk("master"); }
-  std::string InfoSection() override { return "# Replication\r\nrole:master\r\n"; }
+  void Replconf(const std::shared_ptr<ClientState>&, const std::vector<std::string>&,
+                resp::ReplyBuilder& rb) override {
+    rb.Ok();
+  }
   void Psync(const std::shared_ptr<ClientState>&, const std::string&, const std::string&,
              resp::ReplyBuilder& rb) override {
     rb.Error("ERR not in unit tests");
   }
-  void Identify(const std::string&, resp::ReplyBuilder& rb) override { rb.SimpleString("self"); }
-  std::string HistoryReply() override { return ""; }
   bool is_replica() override { return false; }
   bool has_replicas() override { return false; }
   int64_t AckedBy(uint64_t) override { return 0; }
-  std::string StaleRefusal() override { return ""; }
   int64_t KillReplicas() override { return 0; }
   int64_t KillMasterLink() override { return 0; }
 };
@@ -94,8 +97,8 @@ class Harness : public Services {
 
   // Services
   Config& config() override { return config_; }
-  storage::Engine& engine() override { return *engine_; }
-  wal::Log& log() override { return *log_; }
+  storage::Engine& engine() { return *engine_; }
+  wal::Log& log() { return *log_; }
   ClientRegistry& clients() override { return clients_; }
   const CommandTable& table() override { return table_; }
   std::string Info(const std::vector<std::string>&) override { return "# Server\r\n"; }
