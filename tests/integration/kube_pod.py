@@ -6,7 +6,8 @@ does it:
   object, so a recreated pod comes back on a new IP), the pod's hostname,
   and the /etc/resolv.conf and /etc/hosts the kubelet writes (the cluster's
   DNS server, the namespace's search list, ndots:5);
-- volumes: emptyDir, ConfigMap and Secret files (defaultMode, group-readable
+- volumes: emptyDir (`medium: Memory` a tmpfs of its sizeLimit, as the
+  kubelet mounts it), ConfigMap and Secret files (defaultMode, group-readable
   by fsGroup as the kubelet makes them), a persistent directory per
   volumeClaimTemplate that outlives the pod;
 - each container in its own mount namespace: the host's root as the image's
@@ -251,6 +252,15 @@ class Container:
             return ""
 
 
+def quantity_bytes(q):
+    """A Kubernetes quantity ("16Mi", "1G", "512") in bytes."""
+    m = re.fullmatch(r"(\d+)(Ki|Mi|Gi|k|M|G)?", str(q))
+    if not m:
+        raise PodError(f"quantity {q!r} is not simulated")
+    unit = {"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "k": 10**3, "M": 10**6, "G": 10**9, None: 1}[m.group(2)]
+    return int(m.group(1)) * unit
+
+
 class PodError(Exception):
     """Why the kubelet cannot start a pod (a missing Secret, say)."""
 
@@ -328,6 +338,7 @@ class Pod:
         self.hostname = self.spec.get("hostname", name)
         self.subdomain = self.spec.get("subdomain")
         self.claims = dict(claims)  # claim name -> persistent host directory
+        self.memory_volumes = []  # tmpfs mounts of emptyDir volumes with medium: Memory
         self.dir = os.path.join(cluster.root, "pods", f"{name}-{uid}")
         os.makedirs(self.dir)
         self.inits = [Container(self, c, init=True) for c in self.spec.get("initContainers", [])]
@@ -377,6 +388,11 @@ class Pod:
             d = self.volume_dir(v["name"])
             os.makedirs(d, exist_ok=True)
             if "emptyDir" in v:
+                if v["emptyDir"].get("medium") == "Memory" and not os.path.ismount(d):
+                    size = quantity_bytes(v["emptyDir"].get("sizeLimit", "64Mi"))
+                    subprocess.run(privileged("mount", "-t", "tmpfs", "-o", f"size={size},mode=0777", "tmpfs", d),
+                                   check=True, capture_output=True, timeout=30)
+                    self.memory_volumes.append(d)
                 set_owner(d, 0, 0o777)
                 continue
             kinds = {"configMap": ("name", self.cluster.config_maps), "secret": ("secretName", self.cluster.secrets)}
@@ -419,6 +435,8 @@ class Pod:
             self.event(str(e))
         finally:
             self.stop_all()
+            for d in self.memory_volumes:  # the pod is gone: so is its memory
+                subprocess.run(privileged("umount", "-l", d), capture_output=True, timeout=30)
             self.cluster.net.remove_pod(self)
             self.phase = "Gone"
             self.deleted.set()

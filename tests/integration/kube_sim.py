@@ -200,7 +200,10 @@ class Dns:
         self.proc = subprocess.Popen(privileged(
             "ip", "netns", "exec", cluster.net.ns, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
             "--bind-interfaces", f"--listen-address={cluster.dns_ip}", f"--hostsdir={self.dir}", "--local=/#/",
-            "--local-ttl=5", "--neg-ttl=5", "--user=root", "--pid-file=", "--log-queries", "--log-facility=-"),
+            "--local-ttl=5", "--neg-ttl=5", "--user=root", "--pid-file=", "--log-facility=-",
+            # Every query logged to a file on disk: for debugging only (a
+            # write that waits behind the disk stalls the cluster's DNS).
+            *(["--log-queries"] if os.environ.get("KUBE_SIM_DNS_LOG") else [])),
             stdout=log, stderr=subprocess.STDOUT)
         log.close()
 
@@ -405,6 +408,9 @@ class Cluster:
                 elif c.restarts:
                     tail = [ln for ln in c.log().splitlines() if not ln.startswith("--- ")][-3:]
                     lines += [f"    {c.name}: {ln[:300]}" for ln in tail]
+                elif c.name == "sentinel":  # its failover events (+sdown, +elected-leader, -failover-abort…)
+                    events = [ln for ln in c.log().splitlines() if re.search(r" [#*] [-+]", ln)][-25:]
+                    lines += [f"    {c.name}: {ln[:300]}" for ln in events]
         return "\n".join(lines)
 
     def logs(self, pod_name, container):

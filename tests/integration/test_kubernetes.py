@@ -568,6 +568,60 @@ def sentinel_alerts_healthy_then_partitioned(c, prom, old):
              "the alerts clearing once the partition heals")
 
 
+def test_the_sentinel_leading_a_failover_cut_off_midway_the_others_finish_it(start):
+    """The primary's pod is lost, and the Sentinel that starts the failover
+    is cut off from every pod as it starts (its node fails, or it stalls in
+    TILT): the promotion it may have sent is never confirmed. The other two
+    Sentinels start their own failover after twice failover-timeout and
+    finish it: one primary they both name, under a newer config epoch, with
+    the other replica following it. With failover-timeout at Redis' usual
+    minute this takes over two minutes, during which no Sentinel names a
+    primary that is up."""
+    c = start("replicated")
+    old = wait_replicated_up(c)
+    sentinels = c.workload("levee-sentinel").pods()
+    marks = {p.name: len(p.container("sentinel").log()) for p in sentinels}
+    sts = c.workload("levee")
+    sts.paused.set()
+    lost_at = time.monotonic()
+    old.delete(grace=0)
+
+    def first_to_try():
+        for p in sentinels:
+            if "+try-failover" in p.container("sentinel").log()[marks[p.name]:]:
+                return p
+        return None
+    leader = wait_until(first_to_try, 60, interval=0.02, what="a Sentinel starting the failover")
+    heal = cut_off(leader, [p for p in c.workload("levee").pods() + sentinels if p is not leader and p is not old])
+    try:
+        others = [p for p in sentinels if p is not leader]
+        levee = [p for p in c.workload("levee").pods() if p is not None and p is not old]
+
+        def finished():
+            views = [dict(zip(*[iter(client(p.ip, 26379, socket_timeout=2).execute_command(
+                "SENTINEL", "MASTER", MASTER))] * 2)) for p in others]
+            names = {(v[b"ip"].decode(), int(v[b"config-epoch"])) for v in views}
+            if len(names) != 1:
+                return None
+            (name, epoch), = names
+            prim = [p for p in levee if fqdn(c, p.name) == name]
+            if epoch < 1 or not prim or role(prim[0]) != "master":
+                return None
+            rest = [p for p in levee if p is not prim[0]]
+            if not all(client(p.ip).info("replication").get("master_host") == name and
+                       client(p.ip).info("replication").get("master_link_status") == "up" for p in rest):
+                return None
+            return prim[0]
+        new = wait_for(c, finished, 90, "the other Sentinels finishing the failover, the other replica following")
+        took = time.monotonic() - lost_at
+        wait_for(c, lambda: [p.name for p in primaries(c)] == [new.name], 30, f"{new.name} the one ready primary")
+        report("failover whose leading Sentinel is cut off: primary lost to a confirmed new one (s)", f"{took:.1f}")
+    finally:
+        heal()
+    sts.paused.clear()
+    assert wait_replicated_up(c) is new
+
+
 def test_dns_not_answering_stops_the_init_steps_and_the_install_completes_when_it_does(start):
     c = start("replicated")
     c.dns.pause()  # the cluster DNS answers nothing

@@ -21,7 +21,12 @@
 # (host:port of every Sentinel), LEVEE_FIRST (levee-0's host:port),
 # LEVEE_NODES (every levee pod's host:port), LEVEE_PASSWORD_FILE,
 # SENTINEL_HEADLESS_SERVICE, LEVEE_CLUSTER_DOMAIN, SENTINEL_CONFIG_OUT,
-# SENTINEL_QUORUM, SENTINEL_DOWN_AFTER_MS.
+# SENTINEL_QUORUM, SENTINEL_DOWN_AFTER_MS, SENTINEL_FAILOVER_TIMEOUT_MS.
+#
+# failover-timeout (10 s) bounds a failover whose promotion Sentinel does not
+# see (its leader stalled or in TILT): it is abandoned, and any Sentinel
+# starts a new one after twice the timeout. With Redis' default (3 min) the
+# promoted pod would stay a primary no Sentinel names for 6 minutes.
 set -eu
 umask 077  # the file holds the password
 pod=${POD_NAME:?POD_NAME must be set from the downward API (metadata.name)}
@@ -99,7 +104,7 @@ fi
   echo "sentinel monitor $name $master ${SENTINEL_QUORUM:-2}"
   echo "sentinel auth-pass $name $password"
   echo "sentinel down-after-milliseconds $name ${SENTINEL_DOWN_AFTER_MS:-5000}"
-  echo "sentinel failover-timeout $name 60000"
+  echo "sentinel failover-timeout $name ${SENTINEL_FAILOVER_TIMEOUT_MS:-10000}"
   echo "sentinel parallel-syncs $name 1"
 } > "$out"
 echo "sentinel-configure: $pod watches $master" >&2
