@@ -14,32 +14,12 @@
 #include <vector>
 
 #include "backup/source.h"
-#include "repl/socket.h"
+#include "net/resp_client.h"
 
 namespace levee::cli {
 
-// A small blocking Redis-protocol client for the CLI.
-struct RespValue {
-  char type = 0;  // '+', '-', ':', '$', '*', '_' (nil)
-  std::string str;
-  int64_t integer = 0;
-  std::vector<RespValue> elems;
-  bool is_error() const { return type == '-'; }
-  bool is_nil() const { return type == '_'; }
-};
-
-class RespClient {
- public:
-  // host:port; password may be empty. Errors name the server.
-  static StatusOr<std::unique_ptr<RespClient>> Connect(const std::string& server, const std::string& password);
-  // Sends a command and reads its reply; a -ERR reply is returned, not an error.
-  StatusOr<RespValue> Call(const std::vector<std::string>& args, int timeout_ms = 60000);
-
- private:
-  Status ReadValue(RespValue* v, int timeout_ms);
-  repl::Socket sock_;
-  std::string server_;
-};
+using net::RespClient;
+using net::RespValue;
 
 class RemoteSource final : public backup::Source {
  public:

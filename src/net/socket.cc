@@ -1,4 +1,4 @@
-#include "repl/socket.h"
+#include "net/socket.h"
 
 #include <fcntl.h>
 #include <netdb.h>
@@ -13,7 +13,7 @@
 #include <chrono>
 #include <cstring>
 
-namespace levee::repl {
+namespace levee::net {
 namespace {
 
 constexpr const char* kTimeout = "timed out";
@@ -168,4 +168,4 @@ Status Socket::ReadExact(size_t n, int timeout_ms, std::string* out) {
   return Status::OK();
 }
 
-}  // namespace levee::repl
+}  // namespace levee::net

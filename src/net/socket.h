@@ -1,5 +1,10 @@
-// Blocking socket I/O with deadlines for the replication threads (each
-// link is one thread; a stop request wakes it through an eventfd).
+// Blocking socket I/O with deadlines, for threads that talk to another
+// server one request at a time: the replication links (each link is one
+// thread; a stop request wakes it through an eventfd) and the CLI's client
+// (net/resp_client.h).
+//
+// Threads: a Socket belongs to one thread; Shutdown and Waker::Signal may
+// be called from any.
 #pragma once
 
 #include <cstdint>
@@ -8,7 +13,7 @@
 
 #include "common/status.h"
 
-namespace levee::repl {
+namespace levee::net {
 
 // An eventfd: Signal() from any thread wakes a poll on fd().
 class Waker {
@@ -58,4 +63,4 @@ class Socket {
 
 bool IsTimeout(const Status& st);
 
-}  // namespace levee::repl
+}  // namespace levee::net

@@ -8,9 +8,7 @@
 #include "common/coding.h"
 #include "common/file.h"
 #include "common/logging.h"
-#include "repl/manager.h"
-#include "repl/primary.h"
-#include "wal/log.h"
+#include "repl/ids.h"
 
 namespace levee::repl {
 namespace fs = std::filesystem;
@@ -43,9 +41,11 @@ ReplIds IdsFromHistory(const History& h, std::vector<std::string> own) {
 // replication-ids: "replid replid2 second_offset" (as before), then one line
 // per older history entry ("older <id> <through>") and per id this server
 // started ("own <id>").
-Status Manager::LoadIds() {
-  fs::path p = fs::path(node_->data_dir()) / "replication-ids";
-  std::ifstream f(p);
+std::string IdStore::path() const { return (fs::path(dir_) / "replication-ids").string(); }
+
+Status IdStore::Load(const std::string& data_dir) {
+  dir_ = data_dir;
+  std::ifstream f(path());
   ReplIds ids;
   if (f && (f >> ids.replid >> ids.replid2 >> ids.second_offset) && ids.replid.size() == 40 &&
       ids.replid2.size() == 40) {
@@ -56,79 +56,35 @@ Status Manager::LoadIds() {
       else if (tag == "own") ids.own.push_back(id);
       else break;
     }
-    std::lock_guard<std::mutex> l(ids_mu_);
+    std::lock_guard<std::mutex> l(mu_);
     ids_ = ids;
     return Status::OK();
   }
-  if (fs::exists(p)) logging::Warn("repl", "replication-ids is unreadable; starting a new replication history", {{"file", p.string()}});
+  if (fs::exists(path())) logging::Warn("repl", "replication-ids is unreadable; starting a new replication history", {{"file", path()}});
   std::string id = NewReplId();
   ids = ReplIds{id, kNoId, 0, {}, {id}};
-  LEVEE_RETURN_IF_ERROR(SaveIds(ids));
-  std::lock_guard<std::mutex> l(ids_mu_);
+  LEVEE_RETURN_IF_ERROR(Save(ids));
+  std::lock_guard<std::mutex> l(mu_);
   ids_ = ids;
   return Status::OK();
 }
 
-Status Manager::SaveIds(const ReplIds& ids) {
+Status IdStore::Save(const ReplIds& ids) {
   std::string text = ids.replid + " " + ids.replid2 + " " + std::to_string(ids.second_offset) + "\n";
   for (const auto& e : ids.older) text += "older " + e.id + " " + std::to_string(e.through) + "\n";
   for (const auto& id : ids.own) text += "own " + id + "\n";
-  return WriteFileAtomic((fs::path(node_->data_dir()) / "replication-ids").string(), text);
+  return WriteFileAtomic(path(), text);
 }
 
-ReplIds Manager::ids() {
-  std::lock_guard<std::mutex> l(ids_mu_);
+ReplIds IdStore::Get() {
+  std::lock_guard<std::mutex> l(mu_);
   return ids_;
 }
 
-History Manager::history() { return HistoryOf(ids(), node_->last_sequence()); }
-
-std::string Manager::HistoryReply() { return EncodeHistory(history()); }
-
-bool Manager::HoldsSyncWritesAfter(uint64_t after) {
-  uint64_t last = node_->last_sequence();
-  if (last <= after) return false;
-  uint64_t first = node_->log().first_sequence();
-  if (first == 0 || first > after + 1) return true;  // trimmed: can't tell
-  bool found = false;
-  uint64_t seen = after;
-  Status st = node_->log().ReadFrom(after, [&](wal::Record&& rec) {
-    if (rec.sequence > last) return false;
-    seen = rec.sequence;
-    for (const auto& m : rec.mutations) {
-      if (m.kind == wal::Mutation::Kind::kFlushAll || (m.changes_data() && IsSyncKey(m.key))) {
-        found = true;
-        return false;
-      }
-    }
-    return true;
-  });
-  return found || !st.ok() || seen < last;
-}
-
-std::string Manager::AdoptBackfill(const History& replica_history, uint64_t last, ReplicaLink* keep) {
-  ReplIds old = ids();
-  std::string id = NewReplId();
-  History h = Clamp(replica_history, last);
-  h.insert(h.begin(), HistoryEntry{id, last});
-  std::vector<std::string> own = old.own;
-  own.insert(own.begin(), id);
-  SetIds(IdsFromHistory(Clamp(std::move(h), last), std::move(own)));
-  std::vector<std::shared_ptr<ReplicaLink>> links;
-  {
-    std::lock_guard<std::mutex> l(links_mu_);
-    links = links_;
-  }
-  for (auto& link : links) {
-    if (link.get() != keep) link->Stop();
-  }
-  return id;
-}
-
-void Manager::SetIds(const ReplIds& ids) {
-  Status st = SaveIds(ids);
+void IdStore::Set(const ReplIds& ids) {
+  Status st = Save(ids);
   if (!st.ok()) logging::Error("repl", "could not persist the replication ids", {{"error", st.ToString()}});
-  std::lock_guard<std::mutex> l(ids_mu_);
+  std::lock_guard<std::mutex> l(mu_);
   ids_ = ids;
 }
 

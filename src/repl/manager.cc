@@ -32,7 +32,7 @@ std::string Ip(const std::string& addr) {
 
 }  // namespace
 
-Manager::Manager(Node* node) : node_(node) {}
+Manager::Manager(Node* node) : node_(node), acks_(this, NowMs) {}
 
 Manager::~Manager() { Stop(); }
 
@@ -40,16 +40,13 @@ void Manager::ReloadSettings() {
   Config& c = node_->config();
   min_replicas_ = c.GetInt("min-replicas-to-write");
   min_replicas_max_lag_s_ = c.GetInt("min-replicas-max-lag");
-  sync_replicas_ = c.GetInt("sync-replicas");
-  sync_timeout_ms_ = c.GetInt("sync-timeout-ms");
-  sync_fail_ = c.GetString("sync-timeout-policy") == "fail";
-  auto prefixes = SplitCommaList(c.GetString("sync-key-prefixes"));
-  std::lock_guard<std::mutex> l(prefixes_mu_);
-  sync_prefixes_ = std::move(prefixes);
+  acks_.Configure(SyncSettings{c.GetInt("sync-replicas"), c.GetInt("sync-timeout-ms"),
+                               c.GetString("sync-timeout-policy") == "fail",
+                               SplitCommaList(c.GetString("sync-key-prefixes"))});
 }
 
 Status Manager::Start(const std::string& replicaof) {
-  LEVEE_RETURN_IF_ERROR(LoadIds());
+  LEVEE_RETURN_IF_ERROR(ids_.Load(node_->data_dir()));
   ReloadSettings();
   for (const char* name : {"min-replicas-to-write", "min-replicas-max-lag", "sync-replicas", "sync-timeout-ms",
                            "sync-timeout-policy", "sync-key-prefixes"}) {
@@ -87,15 +84,13 @@ void Manager::Stop() {
   for (auto& c : retired_) c->Join();
   retired_.clear();
   std::vector<std::shared_ptr<ReplicaLink>> links;
-  std::list<Hold> holds;
   {
     std::lock_guard<std::mutex> l(links_mu_);
     links.swap(links_);
-    holds.swap(holds_);
   }
   for (auto& link : links) link->Stop();
   for (auto& link : links) link->Join();
-  for (auto& h : holds) Release(h, true);
+  acks_.ReleaseAll();
 }
 
 void Manager::StopClient() {
@@ -127,7 +122,7 @@ std::string Manager::ReplicaOf(const std::string& host, int port) {
     node_->SetReplicaMode(false);
     RecordReplicaOf("");
     {
-      std::lock_guard<std::mutex> l(ids_mu_);
+      std::lock_guard<std::mutex> l(chain_mu_);
       upstream_chain_.clear();
     }
     DisconnectReplicas();
@@ -143,14 +138,7 @@ std::string Manager::ReplicaOf(const std::string& host, int port) {
   replica_ = true;
   node_->SetReplicaMode(true);
   // Writes held for acks can't be acked by replicas of a replica.
-  {
-    std::list<Hold> holds;
-    {
-      std::lock_guard<std::mutex> l(links_mu_);
-      holds.swap(holds_);
-    }
-    for (auto& h : holds) Release(h, true);
-  }
+  acks_.ReleaseAll();
   DisconnectReplicas();
   std::lock_guard<std::mutex> l(client_mu_);
   master_host_ = host;
@@ -211,14 +199,14 @@ void Manager::DisconnectReplicasAndWait() {
 }
 
 std::string Manager::Chain() {
-  std::lock_guard<std::mutex> l(ids_mu_);
+  std::lock_guard<std::mutex> l(chain_mu_);
   std::string c = node_->run_id();
   if (replica_.load() && !upstream_chain_.empty()) c += "," + upstream_chain_;
   return c;
 }
 
 void Manager::SetUpstreamChain(const std::string& chain) {
-  std::lock_guard<std::mutex> l(ids_mu_);
+  std::lock_guard<std::mutex> l(chain_mu_);
   upstream_chain_ = chain;
 }
 
@@ -436,6 +424,11 @@ std::string Manager::InfoSection() {
 }
 
 int64_t Manager::CountAcked(uint64_t sequence) {
+  std::lock_guard<std::mutex> l(links_mu_);
+  return CountAckedLocked(sequence);
+}
+
+int64_t Manager::CountAckedLocked(uint64_t sequence) {
   int64_t n = 0;
   for (auto& l : links_) n += l->state() == ReplicaLink::State::kOnline && l->acked() >= sequence;
   return n;
@@ -449,10 +442,7 @@ int64_t Manager::GoodReplicas() {
   return good;
 }
 
-int64_t Manager::AckedBy(uint64_t sequence) {
-  std::lock_guard<std::mutex> l(links_mu_);
-  return CountAcked(sequence);
-}
+int64_t Manager::AckedBy(uint64_t sequence) { return CountAcked(sequence); }
 
 std::string Manager::StaleRefusal() {
   if (!replica_.load() || node_->config().GetBool("replica-serve-stale-data")) return "";
@@ -503,100 +493,16 @@ std::string Manager::WriteRefusal() {
   return "NOREPLICAS Not enough good replicas to write.";
 }
 
-bool Manager::IsSyncKey(std::string_view key) {
-  if (sync_replicas_.load() <= 0) return false;
-  std::lock_guard<std::mutex> l(prefixes_mu_);
-  if (sync_prefixes_.empty()) return true;
-  for (const auto& p : sync_prefixes_) {
-    if (key.substr(0, p.size()) == p) return true;
-  }
-  return false;
-}
+bool Manager::IsSyncKey(std::string_view key) { return acks_.IsSyncKey(key); }
 
-void Manager::HoldForAcks(std::unique_ptr<write::WriteJob> job) {
-  stats_.sync_writes++;
-  int64_t now = NowMs();
-  Hold h{std::move(job), 0, sync_replicas_.load(), now + sync_timeout_ms_.load(), false, now};
-  h.sequence = h.job->sync_sequence;
-  {
-    std::lock_guard<std::mutex> l(links_mu_);
-    if (CountAcked(h.sequence) < h.replicas && !replica_.load()) {
-      holds_.push_back(std::move(h));
-      return;
-    }
-  }
-  Release(h, replica_.load());
-}
+void Manager::HoldForAcks(std::unique_ptr<write::WriteJob> job) { acks_.HoldForAcks(std::move(job), replica_.load()); }
 
 void Manager::HoldForWait(std::unique_ptr<write::WriteJob> job, uint64_t sequence, int64_t replicas,
                           int64_t timeout_ms) {
-  int64_t now = NowMs();
-  Hold h{std::move(job), sequence, replicas, timeout_ms == 0 ? 0 : now + timeout_ms, true, now};
-  {
-    std::lock_guard<std::mutex> l(links_mu_);
-    if (CountAcked(sequence) < replicas) {
-      holds_.push_back(std::move(h));
-      return;
-    }
-  }
-  Release(h, false);
+  acks_.HoldForWait(std::move(job), sequence, replicas, timeout_ms);
 }
 
-void Manager::OnAck(ReplicaLink*) { ReleaseReady(false); }
-
-void Manager::ReleaseReady(bool timeouts) {
-  std::vector<std::pair<Hold, bool>> ready;
-  int64_t now = NowMs();
-  {
-    std::lock_guard<std::mutex> l(links_mu_);
-    for (auto it = holds_.begin(); it != holds_.end();) {
-      bool acked = CountAcked(it->sequence) >= it->replicas;
-      bool expired = timeouts && it->deadline_ms != 0 && now >= it->deadline_ms;
-      if (acked || expired) {
-        ready.emplace_back(std::move(*it), !acked);
-        it = holds_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (auto& [h, timed_out] : ready) Release(h, timed_out);
-}
-
-void Manager::Release(Hold& h, bool timed_out) {
-  write::WriteJob& job = *h.job;
-  if (h.is_wait) {
-    int64_t n;
-    {
-      std::lock_guard<std::mutex> l(links_mu_);
-      n = CountAcked(h.sequence);
-    }
-    resp::ReplyBuilder(&job.reply, job.client->protocol).Integer(n);
-  } else {
-    stats_.sync_wait_seconds.Observe(static_cast<double>(NowMs() - h.start_ms) / 1000.0);
-    if (timed_out) {
-      stats_.sync_timeouts++;
-      if (sync_fail_.load()) {
-        std::string err = "-ERR sync replication timeout: fewer than " + std::to_string(h.replicas) +
-                          " replicas acknowledged the write within sync-timeout-ms; it was applied here and may "
-                          "or may not survive a failover\r\n";
-        std::string out;
-        size_t pos = 0;
-        for (auto [b, e] : job.sync_replies) {
-          out.append(job.reply, pos, b - pos);
-          out += err;
-          pos = e;
-        }
-        out.append(job.reply, pos, std::string::npos);
-        job.reply = std::move(out);
-      } else {
-        stats_.sync_degraded++;
-      }
-    }
-  }
-  auto done = std::move(job.done);
-  done(std::move(h.job));
-}
+void Manager::OnAck(ReplicaLink*) { acks_.OnAck(); }
 
 void Manager::Cron() {
   std::unique_lock<std::mutex> l(cron_mu_);
@@ -605,7 +511,7 @@ void Manager::Cron() {
     cron_cv_.wait_for(l, std::chrono::milliseconds(10));
     if (stopping_.load()) break;
     l.unlock();
-    ReleaseReady(true);
+    acks_.Tick();
     int64_t now = NowMs();
     if (now - last_reap >= 200) {
       last_reap = now;
@@ -665,14 +571,14 @@ void Manager::RegisterMetrics(observe::Registry* r) {
           &stats_.backfilled_records);
   counter("levee_repl_replica_partial_syncs_total", "Partial resyncs this server did as a replica.",
           &stats_.replica_partial_syncs);
-  counter("levee_repl_sync_writes_total", "Writes held until sync-replicas replicas acknowledged them.", &stats_.sync_writes);
+  counter("levee_repl_sync_writes_total", "Writes held until sync-replicas replicas acknowledged them.", &acks_.stats().sync_writes);
   counter("levee_repl_sync_timeouts_total", "Sync-class writes not acknowledged within sync-timeout-ms.",
-          &stats_.sync_timeouts);
+          &acks_.stats().sync_timeouts);
   counter("levee_repl_sync_degraded_total",
-          "Sync-class writes answered OK after a timeout because sync-timeout-policy is degrade.", &stats_.sync_degraded);
+          "Sync-class writes answered OK after a timeout because sync-timeout-policy is degrade.", &acks_.stats().sync_degraded);
   r->Register(Family{"levee_repl_sync_wait_seconds", "How long sync-class writes waited for replica acks.",
-                     Type::kHistogram, stats_.sync_wait_seconds.bounds(),
-                     [this](SampleWriter& w) { w.Histogram({}, stats_.sync_wait_seconds.Snapshot()); }});
+                     Type::kHistogram, acks_.stats().sync_wait_seconds.bounds(),
+                     [this](SampleWriter& w) { w.Histogram({}, acks_.stats().sync_wait_seconds.Snapshot()); }});
   r->Register(Family{"levee_repl_role", "1 for the role this server has (master or replica).", Type::kGauge, {},
                      [this](SampleWriter& w) {
                        bool rep = replica_.load();
@@ -714,6 +620,50 @@ void Manager::RegisterMetrics(observe::Registry* r) {
                        std::lock_guard<std::mutex> l(client_mu_);
                        w.Value({}, client_ && client_->link_up() ? 1 : 0);
                      }});
+}
+
+History Manager::history() { return HistoryOf(ids(), node_->last_sequence()); }
+
+std::string Manager::HistoryReply() { return EncodeHistory(history()); }
+
+bool Manager::HoldsSyncWritesAfter(uint64_t after) {
+  uint64_t last = node_->last_sequence();
+  if (last <= after) return false;
+  uint64_t first = node_->log().first_sequence();
+  if (first == 0 || first > after + 1) return true;  // trimmed: can't tell
+  bool found = false;
+  uint64_t seen = after;
+  Status st = node_->log().ReadFrom(after, [&](wal::Record&& rec) {
+    if (rec.sequence > last) return false;
+    seen = rec.sequence;
+    for (const auto& m : rec.mutations) {
+      if (m.kind == wal::Mutation::Kind::kFlushAll || (m.changes_data() && IsSyncKey(m.key))) {
+        found = true;
+        return false;
+      }
+    }
+    return true;
+  });
+  return found || !st.ok() || seen < last;
+}
+
+std::string Manager::AdoptBackfill(const History& replica_history, uint64_t last, ReplicaLink* keep) {
+  ReplIds old = ids();
+  std::string id = NewReplId();
+  History h = Clamp(replica_history, last);
+  h.insert(h.begin(), HistoryEntry{id, last});
+  std::vector<std::string> own = old.own;
+  own.insert(own.begin(), id);
+  SetIds(IdsFromHistory(Clamp(std::move(h), last), std::move(own)));
+  std::vector<std::shared_ptr<ReplicaLink>> links;
+  {
+    std::lock_guard<std::mutex> l(links_mu_);
+    links = links_;
+  }
+  for (auto& link : links) {
+    if (link.get() != keep) link->Stop();
+  }
+  return id;
 }
 
 }  // namespace levee::repl

@@ -15,7 +15,8 @@
 #include "common/coding.h"
 #include "common/config.h"
 #include "common/logging.h"
-#include "repl/manager.h"
+#include "repl/link_host.h"
+#include "repl/node.h"
 #include "repl/stream.h"
 #include "resp/parser.h"
 #include "write/writer.h"
@@ -35,7 +36,7 @@ constexpr size_t kMaxBackfillBytes = 64u << 20;  // more than this behind is not
 
 }  // namespace
 
-ReplicaLink::ReplicaLink(Manager* manager, Params p) : m_(manager), p_(std::move(p)), sock_(p_.fd) {
+ReplicaLink::ReplicaLink(LinkHost* host, Params p) : m_(host), p_(std::move(p)), sock_(p_.fd) {
   sock_.in() = std::move(p_.unparsed);
   if (!p_.full) needs_from_ = p_.after + 1;
   last_ack_ms_ = NowMs();
@@ -180,7 +181,7 @@ Status ReplicaLink::Backfill(uint64_t* after) {
     if (stop_.load()) return Status::IOError("stopped");
     if (NowMs() > deadline) return Status::IOError("replica stopped sending its records (repl-timeout-ms)");
     Status st = sock_.ReadSome(200, &waker_, nullptr);
-    if (!st.ok() && !IsTimeout(st)) return st;
+    if (!st.ok() && !net::IsTimeout(st)) return st;
   }
   uint64_t last = static_cast<uint64_t>(end);
   size_t count = batch->records.size();
@@ -251,7 +252,7 @@ Status ReplicaLink::FullSync(uint64_t* through) {
     if (stop_.load()) return Status::IOError("stopped");
     if (NowMs() > deadline) return Status::IOError("replica did not answer the checkpoint description");
     Status st = sock_.ReadSome(1000, &waker_, nullptr);
-    if (!st.ok() && !IsTimeout(st)) return st;
+    if (!st.ok() && !net::IsTimeout(st)) return st;
   }
   std::map<std::string, uint64_t> have;
   for (size_t i = 2; i + 1 < have_cmd.size(); i += 2) {
@@ -292,7 +293,7 @@ Status ReplicaLink::FullSync(uint64_t* through) {
       // Acks keep flowing (the replica acks its old offset meanwhile).
       if (st.ok()) {
         Status rs = sock_.ReadSome(0, nullptr, nullptr);
-        if (!rs.ok() && !IsTimeout(rs)) st = rs;
+        if (!rs.ok() && !net::IsTimeout(rs)) st = rs;
         else st = HandleInput("", nullptr);
       }
     }
@@ -351,7 +352,7 @@ Status ReplicaLink::Stream(uint64_t after) {
     }
     // More to send: only drain input. Caught up: wait for input or a wake.
     st = sock_.ReadSome(frames.empty() ? 200 : 0, &waker_, nullptr);
-    if (!st.ok() && !IsTimeout(st)) return st;
+    if (!st.ok() && !net::IsTimeout(st)) return st;
     LEVEE_RETURN_IF_ERROR(HandleInput("", nullptr));
   }
   return Status::OK();

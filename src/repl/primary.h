@@ -7,7 +7,8 @@
 //   kClosed      the link ended (error, REPLICAOF, shutdown); the thread exits
 //
 // The replica's acks (REPLCONF ACK n) arrive on the same socket; the link
-// reports them to the Manager, which releases WAIT and sync-class writes.
+// reports them to its LinkHost (repl/link_host.h), which releases WAIT and
+// sync-class writes.
 #pragma once
 
 #include <atomic>
@@ -17,8 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include "net/socket.h"
 #include "repl/history.h"
-#include "repl/socket.h"
 #include "resp/parser.h"
 
 namespace levee::storage {
@@ -27,7 +28,7 @@ class Checkpoint;
 
 namespace levee::repl {
 
-class Manager;
+class LinkHost;
 
 class ReplicaLink {
  public:
@@ -47,7 +48,7 @@ class ReplicaLink {
     bool backfill = false;
     History replica_history;
   };
-  ReplicaLink(Manager* manager, Params p);
+  ReplicaLink(LinkHost* host, Params p);
   ~ReplicaLink();
   ReplicaLink(const ReplicaLink&) = delete;
   ReplicaLink& operator=(const ReplicaLink&) = delete;
@@ -85,11 +86,11 @@ class ReplicaLink {
   Status HandleInput(const std::string& expect_cmd, std::vector<std::string>* got);
   void Throttle(size_t bytes);
 
-  Manager* m_;
+  LinkHost* m_;
   Params p_;
-  Socket sock_;
+  net::Socket sock_;
   resp::RequestParser parser_;
-  Waker waker_;
+  net::Waker waker_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<State> state_{State::kCheckpoint};

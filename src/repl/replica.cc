@@ -16,7 +16,9 @@
 #include "common/config.h"
 #include "common/file.h"
 #include "common/logging.h"
-#include "repl/manager.h"
+#include "net/resp_client.h"
+#include "repl/link_host.h"
+#include "repl/node.h"
 #include "write/writer.h"
 #include "wal/log.h"
 #include "wal/record.h"
@@ -29,16 +31,10 @@ constexpr int kHandshakeTimeoutMs = 10000;
 constexpr int kMaxInFlight = 16;
 constexpr uint64_t kSyncEvery = 16ull << 20;  // staging files are fsynced and their progress recorded this often
 
-std::string Resp(const std::vector<std::string>& args) {
-  std::string out = "*" + std::to_string(args.size()) + "\r\n";
-  for (const auto& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
-  return out;
-}
-
 }  // namespace
 
-ReplicaClient::ReplicaClient(Manager* manager, std::string host, int port)
-    : m_(manager), host_(std::move(host)), port_(port) {
+ReplicaClient::ReplicaClient(ClientHost* owner, std::string host, int port)
+    : m_(owner), host_(std::move(host)), port_(port) {
   down_since_ms_ = NowMs();
 }
 
@@ -121,7 +117,7 @@ void ReplicaClient::Run() {
 }
 
 Status ReplicaClient::Command(const std::vector<std::string>& args, std::string* reply) {
-  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp(args), kHandshakeTimeoutMs));
+  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(net::EncodeCommand(args), kHandshakeTimeoutMs));
   LEVEE_RETURN_IF_ERROR(sock_.ReadLine(kHandshakeTimeoutMs, reply));
   last_io_ms_ = NowMs();
   if (!reply->empty() && reply->front() == '-') {
@@ -133,7 +129,7 @@ Status ReplicaClient::Command(const std::vector<std::string>& args, std::string*
 Status ReplicaClient::Session() {
   Node* node = m_->node();
   Config& cfg = node->config();
-  LEVEE_RETURN_IF_ERROR(Socket::Connect(host_, port_, 3000, &sock_));
+  LEVEE_RETURN_IF_ERROR(net::Socket::Connect(host_, port_, 3000, &sock_));
   state_ = State::kHandshake;
   std::string reply;
   std::string pass_file = cfg.GetString("masterauth-file");
@@ -201,7 +197,7 @@ Status ReplicaClient::Session() {
   // copy: from now on offer offset 1 (see copy_owed()), not only once the
   // primary has answered FULLRESYNC.
   if (hs.ok() && refusal.ok() && have > 0 && CommonPrefix(HistoryOf(ids, have), theirs) < have) copy_owed_ = true;
-  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp({"PSYNC", ids.replid, std::to_string(have + 1)}), kHandshakeTimeoutMs));
+  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(net::EncodeCommand({"PSYNC", ids.replid, std::to_string(have + 1)}), kHandshakeTimeoutMs));
   LEVEE_RETURN_IF_ERROR(sock_.ReadLine(kHandshakeTimeoutMs, &reply));
   last_io_ms_ = NowMs();
   std::istringstream words(reply);
@@ -311,7 +307,7 @@ Status ReplicaClient::SendBackfill(uint64_t after, uint64_t last) {
     wal::AppendFramed(rec, &frames);
     sent_through = rec.sequence;
     if (frames.size() >= (1u << 20)) {
-      io = sock_.WriteAll(Resp({"REPLCONF", "levee-records", frames}), kHandshakeTimeoutMs);
+      io = sock_.WriteAll(net::EncodeCommand({"REPLCONF", "levee-records", frames}), kHandshakeTimeoutMs);
       frames.clear();
     }
     return io.ok();
@@ -323,9 +319,9 @@ Status ReplicaClient::SendBackfill(uint64_t after, uint64_t last) {
                            std::to_string(last) + " to send to the primary");
   }
   if (!frames.empty()) {
-    LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp({"REPLCONF", "levee-records", frames}), kHandshakeTimeoutMs));
+    LEVEE_RETURN_IF_ERROR(sock_.WriteAll(net::EncodeCommand({"REPLCONF", "levee-records", frames}), kHandshakeTimeoutMs));
   }
-  return sock_.WriteAll(Resp({"REPLCONF", "levee-records-end", std::to_string(last)}), kHandshakeTimeoutMs);
+  return sock_.WriteAll(net::EncodeCommand({"REPLCONF", "levee-records-end", std::to_string(last)}), kHandshakeTimeoutMs);
 }
 
 Status ReplicaClient::ReadBlock(BlockType* type, std::string* payload, uint32_t* crc, int timeout_ms) {
@@ -413,7 +409,7 @@ Status ReplicaClient::Transfer(uint64_t sequence) {
   }
   transfer_total_ = total;
   transfer_done_ = already;
-  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp(reply), kHandshakeTimeoutMs));
+  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(net::EncodeCommand(reply), kHandshakeTimeoutMs));
   logging::Info("repl", "full resync: receiving a checkpoint",
                 {{"primary", host_ + ":" + std::to_string(port_)}, {"sequence", sequence},
                  {"bytes", total}, {"bytes_resumed", already}});
@@ -512,7 +508,7 @@ Status ReplicaClient::SendAck(bool force) {
   uint64_t applied = m_->node()->last_sequence();
   int64_t now = NowMs();
   if (!force && applied == last_acked_ && now - last_ack_ms_ < 1000) return Status::OK();
-  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(Resp({"REPLCONF", "ACK", std::to_string(applied)}), 10000));
+  LEVEE_RETURN_IF_ERROR(sock_.WriteAll(net::EncodeCommand({"REPLCONF", "ACK", std::to_string(applied)}), 10000));
   last_acked_ = applied;
   last_ack_ms_ = now;
   return Status::OK();
@@ -601,7 +597,7 @@ Status ReplicaClient::Stream() {
       ::poll(&p, 1, wait);
       waker_.Drain();
     }
-    if (!st.ok() && !IsTimeout(st)) return st;
+    if (!st.ok() && !net::IsTimeout(st)) return st;
   }
   return Status::OK();
 }

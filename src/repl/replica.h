@@ -20,19 +20,19 @@
 #include <string>
 #include <thread>
 
+#include "net/socket.h"
 #include "repl/history.h"
-#include "repl/socket.h"
+#include "repl/ids.h"
 #include "repl/stream.h"
 
 namespace levee::repl {
 
-class Manager;
-struct ReplIds;
+class ClientHost;
 
 class ReplicaClient {
  public:
   enum class State { kConnect, kConnecting, kHandshake, kTransfer, kConnected };
-  ReplicaClient(Manager* manager, std::string host, int port);
+  ReplicaClient(ClientHost* owner, std::string host, int port);
   ~ReplicaClient();
   ReplicaClient(const ReplicaClient&) = delete;
   ReplicaClient& operator=(const ReplicaClient&) = delete;
@@ -88,11 +88,11 @@ class ReplicaClient {
   Status SendAck(bool force);
   void SetError(const std::string& e);
 
-  Manager* m_;
+  ClientHost* m_;
   const std::string host_;
   const int port_;
-  Socket sock_;
-  Waker waker_;
+  net::Socket sock_;
+  net::Waker waker_;
   std::thread thread_;
   std::atomic<bool> stop_{false}, finished_{false}, drop_{false};
   std::atomic<State> state_{State::kConnect};
