@@ -7,7 +7,8 @@
 # Steps: wait until a Sentinel has seen every replica as the process it is
 # now (after a replica's restart that takes up to 10 s, its INFO period);
 # fence writes until every replica holds the last record; ask Sentinel to
-# fail over until it names another pod.
+# fail over until it names another pod; wait until every Sentinel that
+# answers names it.
 #
 # A replica, a pod without Sentinels (the single overlay), or a primary no
 # Sentinel agrees to fail over (no replica in sync: NOGOODSLAVE) stops as it
@@ -158,4 +159,24 @@ until switched; do
   sleep 0.2
 done
 echo "prestop: the primary is now $named" >&2
+
+# Every Sentinel that answers must name it before this pod goes: one that
+# missed the switchover (in TILT, or cut off) would otherwise see this pod
+# go down while it still names it, and start a failover of its own — a
+# second switch. Until then this pod stays up, a replica of the new primary.
+agreed() {
+  for s in $sentinels; do
+    host=${s%:*}
+    case "$host" in *.svc.*) ;; *) host="$host.$ns" ;; esac
+    n=$(redis-cli -h "$(lookup "$host")" -p "${s##*:}" --raw SENTINEL get-master-addr-by-name "$master" 2>/dev/null | head -n 1)
+    [ -z "$n" ] || [ "$n" = "$named" ] || return 1
+  done
+}
+until agreed; do
+  if [ "$(date +%s)" -ge "$end" ]; then
+    echo "prestop: not every Sentinel names $named within ${timeout}s; stopping" >&2
+    exit 0
+  fi
+  sleep 0.2
+done
 exit 0
