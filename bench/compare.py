@@ -81,6 +81,28 @@ class Server:
         self.log.close()
 
 
+def require_tools():
+    for tool in ("redis-server", "redis-benchmark", "redis-cli"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: run scripts/install-deps.sh")
+    if not os.path.exists(LEVEE):
+        raise SystemExit(f"{LEVEE} not found: build first (scripts/build.sh)")
+
+
+def levee_everysec(port, workdir):
+    """levee with fsync everysec, its data under workdir."""
+    return Server("levee", [LEVEE, "serve", "--port", str(port), "--http-port", "0", "--data-dir",
+                            os.path.join(workdir, "levee-data"), "--fsync", "everysec", "--log-format", "text"],
+                  port, workdir)
+
+
+def redis_aof(port, workdir, aof_dir):
+    """redis-server with appendonly yes, appendfsync everysec: levee's reference."""
+    return Server("redis-aof", ["redis-server", "--port", str(port), "--save", "", "--appendonly", "yes",
+                                "--appendfsync", "everysec", "--dir", workdir, "--appenddirname", aof_dir],
+                  port, workdir)
+
+
 def alternated_levees(baseline, candidate, repeat, work, extra_args=()):
     """Starts BASELINE and CANDIDATE levee binaries alternately (baseline
     first on even repetitions, candidate first on odd ones), each on a fresh
@@ -135,23 +157,14 @@ def main():
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--no-bars", action="store_true", help="do not fail when a bar is missed")
     args = ap.parse_args()
-    for tool in ("redis-server", "redis-benchmark", "redis-cli"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} not found: run scripts/install-deps.sh")
-    if not os.path.exists(LEVEE):
-        raise SystemExit(f"{LEVEE} not found: build first (scripts/build.sh)")
-
+    require_tools()
     workdir = tempfile.mkdtemp(prefix="levee-bench-")
     ports = [free_port() for _ in range(3)]
     servers = [
-        Server("levee", [LEVEE, "serve", "--port", str(ports[0]), "--http-port", "0", "--data-dir",
-                         os.path.join(workdir, "levee-data"), "--fsync", "everysec", "--log-format", "text"],
-               ports[0], workdir),
+        levee_everysec(ports[0], workdir),
         Server("redis", ["redis-server", "--port", str(ports[1]), "--save", "", "--appendonly", "no",
                          "--dir", workdir, "--dbfilename", "r1.rdb"], ports[1], workdir),
-        Server("redis-aof", ["redis-server", "--port", str(ports[2]), "--save", "", "--appendonly", "yes",
-                             "--appendfsync", "everysec", "--dir", workdir, "--appenddirname", "aof2"],
-               ports[2], workdir),
+        redis_aof(ports[2], workdir, "aof2"),
     ]
     results = []
     try:

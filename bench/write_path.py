@@ -32,7 +32,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from compare import LEVEE, Server, free_port, run_point  # noqa: E402
+from compare import free_port, levee_everysec, redis_aof, require_tools, run_point  # noqa: E402
 
 
 def write_bytes(pid):
@@ -104,21 +104,9 @@ def main():
     ap.add_argument("--window", type=int, default=30)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    for tool in ("redis-server", "redis-benchmark", "redis-cli"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} not found: run scripts/install-deps.sh")
-    if not os.path.exists(LEVEE):
-        raise SystemExit(f"{LEVEE} not found: build first (scripts/build.sh)")
+    require_tools()
     workdir = tempfile.mkdtemp(prefix="levee-write-path-")
-    ports = [free_port(), free_port()]
-    servers = [
-        Server("levee", [LEVEE, "serve", "--port", str(ports[0]), "--http-port", "0", "--data-dir",
-                         os.path.join(workdir, "levee-data"), "--fsync", "everysec", "--log-format", "text"],
-               ports[0], workdir),
-        Server("redis-aof", ["redis-server", "--port", str(ports[1]), "--save", "", "--appendonly", "yes",
-                             "--appendfsync", "everysec", "--dir", workdir, "--appenddirname", "aof"],
-               ports[1], workdir),
-    ]
+    servers = [levee_everysec(free_port(), workdir), redis_aof(free_port(), workdir, "aof")]
     points, runs = [], {}
     try:
         for s in servers:
